@@ -1,0 +1,225 @@
+/* pg_durable_objects 0.1: install script. Immutable once released. */
+
+\echo Use "CREATE EXTENSION pg_durable_objects" to load this file. \quit
+
+-- The schema "durable" is created by CREATE EXTENSION (control file: schema = durable).
+GRANT USAGE ON SCHEMA durable TO PUBLIC;
+COMMENT ON SCHEMA durable IS 'pg_durable_objects: classes, objects, their storage and the functions to call them';
+
+--------------------------------------------------------------------------------
+-- State tables (private). Only the extension's functions write them.
+--------------------------------------------------------------------------------
+
+CREATE TABLE durable._classes (
+    name        text COLLATE "C" PRIMARY KEY
+                CHECK (name OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]{0,62}$'),
+    handler     text NOT NULL,
+    options     jsonb NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE durable._classes IS
+    'Private: one row per class; handler is the qualified signature of its function (the class owner is the function''s owner)';
+
+CREATE TABLE durable._storage (
+    class   text COLLATE "C" NOT NULL,
+    id      text COLLATE "C" NOT NULL,
+    key     text COLLATE "C" NOT NULL,
+    value   jsonb NOT NULL,
+    PRIMARY KEY (class, id, key)
+);
+COMMENT ON TABLE durable._storage IS
+    'Private: the key/value storage of every object, keys in byte order';
+
+-- Which objects a host currently holds in memory. Transient: rebuilt by the hosts.
+CREATE UNLOGGED TABLE durable._residency (
+    class         text COLLATE "C" NOT NULL,
+    id            text COLLATE "C" NOT NULL,
+    host          integer NOT NULL,
+    last_call_at  timestamptz NOT NULL,
+    PRIMARY KEY (class, id)
+);
+COMMENT ON TABLE durable._residency IS
+    'Private: objects held in host memory (not hibernated), written lazily by the hosts';
+
+SELECT pg_catalog.pg_extension_config_dump('durable._classes', '');
+SELECT pg_catalog.pg_extension_config_dump('durable._storage', '');
+
+REVOKE ALL ON durable._classes, durable._storage, durable._residency FROM PUBLIC;
+
+--------------------------------------------------------------------------------
+-- Administration
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION durable.define_class(name text, handler regproc, options jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_define_class'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.define_class(text, regproc, jsonb) IS
+    'Create or replace a class bound to handler(id text, method text, args jsonb) RETURNS jsonb; the caller must own the handler';
+
+CREATE FUNCTION durable.drop_class(name text, drop_data boolean DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_drop_class'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.drop_class(text, boolean) IS
+    'Drop a class; refuses while its objects have storage unless drop_data is true';
+
+CREATE FUNCTION durable.new_id()
+RETURNS text
+AS 'MODULE_PATHNAME', 'durable_new_id'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION durable.new_id() IS
+    'A fresh random object id: 128 bits as 32 lower-case hex characters';
+
+--------------------------------------------------------------------------------
+-- Calling objects
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION durable.call(class text, id text, method text, args jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'durable_call'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.call(text, text, text, jsonb) IS
+    'Run method on object (class, id) in its host, wait until it committed and return its result';
+
+--------------------------------------------------------------------------------
+-- Storage, inside an object handler only
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION durable.get(key text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'durable_get'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.get(text) IS
+    'Value stored under key in the current object, NULL when absent';
+
+CREATE FUNCTION durable.get(keys text[])
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'durable_get_many'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.get(text[]) IS
+    'JSON object of the given keys that are present in the current object';
+
+CREATE FUNCTION durable.put(key text, value jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_put'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.put(text, jsonb) IS
+    'Store value under key in the current object';
+
+CREATE FUNCTION durable.put(entries jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_put_many'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.put(jsonb) IS
+    'Store every key of a JSON object in the current object, atomically';
+
+CREATE FUNCTION durable.delete(key text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'durable_delete'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.delete(text) IS
+    'Delete key from the current object; true if it existed';
+
+CREATE FUNCTION durable.delete(keys text[])
+RETURNS integer
+AS 'MODULE_PATHNAME', 'durable_delete_many'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.delete(text[]) IS
+    'Delete keys from the current object; returns how many existed';
+
+CREATE FUNCTION durable.list(prefix text DEFAULT NULL, start_key text DEFAULT NULL,
+                             end_key text DEFAULT NULL, max_keys integer DEFAULT NULL,
+                             reverse boolean DEFAULT false)
+RETURNS TABLE (key text, value jsonb)
+AS 'MODULE_PATHNAME', 'durable_list'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.list(text, text, text, integer, boolean) IS
+    'Keys and values of the current object in byte order (start inclusive, end exclusive)';
+
+CREATE FUNCTION durable.delete_all()
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_delete_all'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.delete_all() IS
+    'Delete every key of the current object';
+
+--------------------------------------------------------------------------------
+-- Views
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION durable._hosts(OUT host integer, OUT pid integer, OUT objects bigint,
+                               OUT queue_depth bigint, OUT calls bigint, OUT errors bigint,
+                               OUT batches bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'durable_host_stats'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable._hosts() IS
+    'Private: one row per host worker, read from shared memory; use the view durable.hosts';
+
+-- Whether the current role may see a class whose handler is owned by owner: it is a member of
+-- that role (superusers are members of every role). NULL owner (handler gone): superusers only.
+-- Evaluated with the invoker's identity, so it reads no private table.
+CREATE FUNCTION durable._visible(owner oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN owner IS NULL
+                THEN (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                       WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+                ELSE pg_catalog.pg_has_role(owner, 'MEMBER')
+           END
+$$;
+COMMENT ON FUNCTION durable._visible(oid) IS
+    'Private: true when the current role is a member of a class owner (superusers: always)';
+
+CREATE VIEW durable.classes WITH (security_barrier) AS
+SELECT c.name,
+       pg_catalog.to_regprocedure(c.handler) AS handler,
+       p.proowner::pg_catalog.regrole AS owner,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::boolean, false) AS websocket,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::boolean, false) AS http,
+       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') AS durability,
+       c.options OPERATOR(pg_catalog.->) 'auto_response' AS auto_response,
+       c.options,
+       c.created_at,
+       c.updated_at
+  FROM durable._classes c
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler)
+ WHERE durable._visible(p.proowner);
+COMMENT ON VIEW durable.classes IS
+    'Classes the current role owns (superusers: all), with their handler and options';
+
+CREATE VIEW durable.objects WITH (security_barrier) AS
+SELECT o.class, o.id, o.keys, o.bytes, o.sockets, o.in_memory, o.last_call_at
+  FROM (SELECT coalesce(s.class, r.class) AS class,
+               coalesce(s.id, r.id) AS id,
+               coalesce(s.keys, 0) AS keys,
+               coalesce(s.bytes, 0) AS bytes,
+               0::bigint AS sockets,
+               r.id IS NOT NULL AS in_memory,
+               r.last_call_at
+          FROM (SELECT st.class, st.id, pg_catalog.count(*) AS keys,
+                       pg_catalog.sum(pg_catalog.octet_length(st.key) OPERATOR(pg_catalog.+)
+                                      pg_catalog.pg_column_size(st.value))::bigint AS bytes
+                  FROM durable._storage st
+                 GROUP BY st.class, st.id) s
+          FULL JOIN durable._residency r ON r.class OPERATOR(pg_catalog.=) s.class
+                                        AND r.id OPERATOR(pg_catalog.=) s.id) o
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) o.class
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler)
+ WHERE durable._visible(p.proowner);
+COMMENT ON VIEW durable.objects IS
+    'Objects with storage or in host memory, of classes the current role owns (superusers: all)';
+
+CREATE VIEW durable.hosts AS
+SELECT h.host, h.pid, h.objects, h.queue_depth, h.calls, h.errors, h.batches
+  FROM durable._hosts() h;
+COMMENT ON VIEW durable.hosts IS
+    'Host workers: pid (NULL while restarting), objects in memory, queued calls, calls, errors and batches since start';
+
+GRANT SELECT ON durable.classes, durable.objects, durable.hosts TO PUBLIC;

@@ -1,0 +1,302 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Class metadata cache and SPI access to the extension's own tables.
+ *
+ * Backends (router.c, classes.c) and hosts (invoke.c) look classes up here.
+ * Each process keeps a small hash of classes, invalidated by a relcache
+ * callback on durable._classes (define_class and drop_class send one) and by
+ * a syscache callback on pg_proc (the class owner is its handler's owner).
+ * Both callbacks are registered once per process.
+ *
+ * The extension's tables are not readable or writable by ordinary roles, so
+ * every access goes through DurableSpiBegin/End, which switch to the owner
+ * of the tables (the role that created the extension) for the duration of
+ * the SPI work; an error unwinds the switch with the (sub)transaction.
+ *
+ * IDENTIFICATION
+ *	  src/catalog.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_durable_objects.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+static HTAB *class_cache = NULL;
+static Oid	classes_relid = InvalidOid;
+static Oid	tables_owner = InvalidOid;
+static bool callbacks_registered = false;
+static SPIPlanPtr lookup_plan = NULL;
+
+static void
+invalidate_all(void)
+{
+	HASH_SEQ_STATUS status;
+	DurableClass *entry;
+
+	if (class_cache == NULL)
+		return;
+	hash_seq_init(&status, class_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		entry->valid = false;
+}
+
+static void
+relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == classes_relid)
+	{
+		invalidate_all();
+		classes_relid = InvalidOid;
+		tables_owner = InvalidOid;
+	}
+}
+
+static void
+proc_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	invalidate_all();
+}
+
+static void
+ensure_cache(void)
+{
+	if (!callbacks_registered)
+	{
+		CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(PROCOID, proc_callback, (Datum) 0);
+		callbacks_registered = true;
+	}
+	if (class_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(DurableClass);
+		class_cache = hash_create("pg_durable_objects classes", 64, &ctl,
+								  HASH_ELEM | HASH_STRINGS);
+	}
+}
+
+/*
+ * DurableExtensionPresent
+ *		Whether the extension exists (and is not being created) in this
+ *		database, and its tables can be found.  Caches the tables' relid and
+ *		owner.  Needs a transaction.
+ */
+bool
+DurableExtensionPresent(void)
+{
+	Oid			nsp;
+	HeapTuple	tuple;
+
+	ensure_cache();
+	if (OidIsValid(classes_relid) && OidIsValid(tables_owner))
+		return true;
+	if (creating_extension || IsBinaryUpgrade ||
+		!OidIsValid(get_extension_oid(DURABLE_EXTENSION_NAME, true)))
+		return false;
+	nsp = get_namespace_oid(DURABLE_SCHEMA, true);
+	if (!OidIsValid(nsp))
+		return false;
+	classes_relid = get_relname_relid("_classes", nsp);
+	if (!OidIsValid(classes_relid))
+		return false;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(classes_relid));
+	if (!HeapTupleIsValid(tuple))
+	{
+		classes_relid = InvalidOid;
+		return false;
+	}
+	tables_owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return true;
+}
+
+static void
+require_extension(void)
+{
+	if (!DurableExtensionPresent())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"%s\" is not installed in database \"%s\"",
+						DURABLE_EXTENSION_NAME, get_database_name(MyDatabaseId)),
+				 errhint("Run CREATE EXTENSION %s.", DURABLE_EXTENSION_NAME)));
+}
+
+/*
+ * DurableSpiBegin
+ *		Connect to SPI as the owner of the extension's tables.  Pair with
+ *		DurableSpiEnd; on error the enclosing (sub)transaction undoes both.
+ */
+void
+DurableSpiBegin(DurableSpiState *state)
+{
+	require_extension();
+	GetUserIdAndSecContext(&state->save_user, &state->save_sec);
+	SetUserIdAndSecContext(tables_owner,
+						   state->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+DurableSpiEnd(DurableSpiState *state)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(state->save_user, state->save_sec);
+}
+
+/*
+ * DurableSpiPlan
+ *		Prepare sql once per process and keep it.  The plan cache re-analyses
+ *		it if the tables are dropped and created again.
+ */
+SPIPlanPtr
+DurableSpiPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * DurableSpiExecute
+ *		Run a prepared plan; expected is the SPI result code it must return.
+ */
+void
+DurableSpiExecute(SPIPlanPtr plan, Datum *values, const char *nulls,
+				  bool read_only, int expected)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * DurableCheckClassName
+ *		ERROR 22023 unless name matches ^[a-z_][a-z0-9_]{0,62}$.
+ */
+void
+DurableCheckClassName(const char *name)
+{
+	size_t		len = strlen(name);
+	size_t		i;
+	bool		ok = len >= 1 && len <= DURABLE_MAX_CLASS_BYTES &&
+		((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_');
+
+	for (i = 1; ok && i < len; i++)
+		ok = (name[i] >= 'a' && name[i] <= 'z') ||
+			(name[i] >= '0' && name[i] <= '9') || name[i] == '_';
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid class name \"%s\"", name),
+				 errdetail("A class name is a lower-case letter or underscore followed by up to 62 lower-case letters, digits or underscores.")));
+}
+
+static void
+load_class(DurableClass *entry)
+{
+	static const char *sql =
+		"SELECT pg_catalog.to_regprocedure(c.handler)::pg_catalog.oid, p.proowner, "
+		"       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::pg_catalog.bool, false), "
+		"       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::pg_catalog.bool, false), "
+		"       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') "
+		"           OPERATOR(pg_catalog.=) 'async' "
+		"  FROM durable._classes c "
+		"  LEFT JOIN pg_catalog.pg_proc p "
+		"         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler) "
+		" WHERE c.name OPERATOR(pg_catalog.=) $1";
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	DurableSpiState spi;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(entry->name);
+	DurableSpiBegin(&spi);
+	DurableSpiExecute(DurableSpiPlan(&lookup_plan, sql, 1, argtypes),
+					  values, NULL, true, SPI_OK_SELECT);
+	entry->valid = SPI_processed == 1;
+	if (entry->valid)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		d;
+
+		d = SPI_getbinval(tup, desc, 1, &isnull);
+		entry->handler = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		entry->owner = isnull ? InvalidOid : DatumGetObjectId(d);
+		entry->websocket = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		entry->http = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		entry->async_commit = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	}
+	DurableSpiEnd(&spi);
+}
+
+/*
+ * DurableClassLookup
+ *		Find class name and copy it into *out.  Unknown class: ERROR 42704, or
+ *		false when missing_ok.  Needs a transaction; checks no privileges.
+ */
+bool
+DurableClassLookup(const char *name, DurableClass *out, bool missing_ok)
+{
+	DurableClass *entry;
+	bool		found;
+
+	require_extension();
+	if (strlen(name) >= NAMEDATALEN)
+		DurableCheckClassName(name);
+	entry = hash_search(class_cache, name, HASH_ENTER, &found);
+	if (!found || !entry->valid)
+	{
+		entry->valid = false;
+		load_class(entry);
+	}
+	if (!entry->valid)
+	{
+		hash_search(class_cache, name, HASH_REMOVE, NULL);
+		if (missing_ok)
+			return false;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("durable class \"%s\" does not exist", name),
+				 errhint("Create it with durable.define_class().")));
+	}
+	*out = *entry;
+	return true;
+}
+
+/*
+ * DurableClassesChanged
+ *		Tell every process that durable._classes changed (sent at commit).
+ */
+void
+DurableClassesChanged(void)
+{
+	require_extension();
+	CacheInvalidateRelcacheByRelid(classes_relid);
+}

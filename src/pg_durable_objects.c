@@ -1,0 +1,155 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_durable_objects.c
+ *	  Module entry point: settings, shared memory hooks, worker registration.
+ *
+ * _PG_init runs in the postmaster when the library is preloaded.  It defines
+ * the durable.* settings, asks for shared memory (shmem.c) and registers the
+ * host workers (host.c).  Loaded any other way, it only defines the settings
+ * so that SQL functions can explain that the library must be preloaded.
+ *
+ * IDENTIFICATION
+ *	  src/pg_durable_objects.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_durable_objects.h"
+
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+
+char	   *durable_database = NULL;
+int			durable_hosts = 2;
+int			durable_max_batch = 64;
+int			durable_call_timeout = 30000;
+int			durable_max_message_bytes = 1024 * 1024;
+int			durable_idle_timeout = 60;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+durable_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	DurableShmemRequest();
+}
+
+static void
+durable_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	DurableShmemStartup();
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomStringVariable("durable.database",
+							   "Database the durable object workers connect to.",
+							   "The extension must be created in this database; calls from other databases are refused.",
+							   &durable_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.hosts",
+							"Number of host workers that execute objects.",
+							"Objects are spread over the hosts by a hash of class and id.",
+							&durable_hosts,
+							2, 1, DURABLE_MAX_HOSTS,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.max_batch",
+							"Most calls a host commits together in one transaction.",
+							"Larger batches share one WAL flush; keep it below 64 so the subtransaction cache does not overflow.",
+							&durable_max_batch,
+							64, 1, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.call_timeout",
+							"Longest time one call may run, lock waits included.",
+							"A call running longer is cancelled with SQLSTATE 57014 and its writes are rolled back. 0 disables the limit.",
+							&durable_call_timeout,
+							30000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.max_message_bytes",
+							"Largest call argument, result, storage value or WebSocket frame.",
+							NULL,
+							&durable_max_message_bytes,
+							1024 * 1024, 1024, MaxAllocSize / 2,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.idle_timeout",
+							"Time after which an untouched object leaves host memory.",
+							NULL,
+							&durable_idle_timeout,
+							60, 1, 86400 * 365,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("durable");
+}
+
+static void
+register_hosts(void)
+{
+	int			i;
+
+	for (i = 0; i < durable_hosts; i++)
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = 1;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_durable_objects");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "DurableHostMain");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "pg_durable_objects host %d", i);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "pg_durable_objects host");
+		worker.bgw_main_arg = Int32GetDatum(i);
+		worker.bgw_notify_pid = 0;
+		RegisterBackgroundWorker(&worker);
+	}
+}
+
+/*
+ * _PG_init
+ *		Module load.  Everything but the settings needs shared_preload_libraries.
+ */
+void
+_PG_init(void)
+{
+	define_settings();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = durable_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = durable_shmem_startup;
+
+	register_hosts();
+}

@@ -1,0 +1,191 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_durable_objects.h
+ *	  Declarations shared by the modules of pg_durable_objects.
+ *
+ * The extension runs durable objects inside background workers ("hosts").
+ * Backends route calls to a host through shared memory (shmem.c), hosts run
+ * them in batches (host.c, invoke.c) against the storage tables (storage.c),
+ * using class metadata cached per process (classes.c).
+ *
+ * IDENTIFICATION
+ *	  src/pg_durable_objects.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_DURABLE_OBJECTS_H
+#define PG_DURABLE_OBJECTS_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "port/atomics.h"
+#include "storage/spin.h"
+#include "utils/dsa.h"
+#include "executor/spi.h"
+#include "utils/jsonb.h"
+
+#define DURABLE_EXTENSION_NAME	"pg_durable_objects"
+#define DURABLE_SCHEMA			"durable"
+#define DURABLE_MAX_HOSTS		64
+#define DURABLE_MAX_CLASS_BYTES 63
+#define DURABLE_MAX_ID_BYTES	512
+#define DURABLE_MAX_KEY_BYTES	2048
+
+/* settings (pg_durable_objects.c) */
+extern char *durable_database;
+extern int	durable_hosts;
+extern int	durable_max_batch;
+extern int	durable_call_timeout;
+extern int	durable_max_message_bytes;
+extern int	durable_idle_timeout;
+
+/*
+ * Shared memory (shmem.c).
+ *
+ * A message is a list of byte strings ("parts") copied into the shared DSA
+ * area; requests and replies both travel this way, so one pair of functions
+ * serves both.  A NULL part is kept distinct from an empty one.
+ */
+#define DURABLE_MAX_PARTS 8
+
+typedef struct DurableParts
+{
+	int			nparts;
+	const char *data[DURABLE_MAX_PARTS];
+	uint32		len[DURABLE_MAX_PARTS];
+	bool		isnull[DURABLE_MAX_PARTS];
+} DurableParts;
+
+/* what a queued request asks for */
+typedef enum DurableRequestKind
+{
+	DURABLE_REQUEST_CALL = 1	/* parts: class, id, method, args (jsonb) */
+} DurableRequestKind;
+
+/* one entry of a host's inbound ring */
+typedef struct DurableRequest
+{
+	uint64		seq;			/* caller's slot sequence number */
+	int32		caller;			/* pgprocno of the waiting caller, or -1 */
+	int32		kind;			/* DurableRequestKind */
+	dsa_pointer message;		/* DurableParts in the DSA area */
+} DurableRequest;
+
+/* reply status carried in a reply slot */
+typedef enum DurableReplyStatus
+{
+	DURABLE_REPLY_NONE = 0,
+	DURABLE_REPLY_OK,			/* parts: result jsonb (NULL part: SQL NULL) */
+	DURABLE_REPLY_ERROR			/* parts: sqlstate, message, detail, hint, context */
+} DurableReplyStatus;
+
+/* per-host state in shared memory */
+typedef struct DurableHostShared
+{
+	slock_t		mutex;			/* protects pid, procno, generation and the ring */
+	pid_t		pid;			/* 0 while the host is not running */
+	int			procno;			/* host's pgprocno, for its latch */
+	uint32		generation;		/* bumped each time a host exits */
+	uint64		head;			/* next ring position to write */
+	uint64		tail;			/* next ring position to read */
+	pg_atomic_uint64 calls;
+	pg_atomic_uint64 errors;
+	pg_atomic_uint64 batches;
+	pg_atomic_uint32 objects;	/* objects in memory */
+} DurableHostShared;
+
+extern bool DurableShmemReady(void);
+extern void DurableShmemRequest(void);
+extern void DurableShmemStartup(void);
+extern DurableHostShared *DurableHost(int hostno);
+extern int	DurableHostCount(void);
+extern dsa_pointer DurableMessageStore(const DurableParts *parts);
+extern void DurableMessageLoad(dsa_pointer message, DurableParts *parts);
+extern void DurableMessageFree(dsa_pointer message);
+extern bool DurableEnqueue(int hostno, const DurableRequest *req, uint32 *generation);
+extern int	DurableDequeue(int hostno, DurableRequest *reqs, int max);
+extern uint64 DurableReplySlotBegin(void);
+extern bool DurableReplySlotWaiting(int procno, uint64 seq);
+extern bool DurableReplySlotPublish(int procno, uint64 seq, DurableReplyStatus status,
+									const DurableParts *parts);
+extern DurableReplyStatus DurableReplySlotTake(uint64 seq, DurableParts *parts);
+extern void DurableReplySlotAbandon(uint64 seq);
+extern void DurableWakeProc(int procno);
+
+/* routing (router.c) */
+extern int	DurableHostFor(const char *class_name, const char *id);
+extern void DurableCheckReady(void);
+extern void DurableCheckMessageSize(Size size, const char *what);
+extern void DurableCheckId(const char *id);
+
+/* class catalog and access to the extension's tables (catalog.c) */
+typedef struct DurableClass
+{
+	char		name[NAMEDATALEN];	/* hash key */
+	bool		valid;			/* false: reload on next lookup */
+	Oid			handler;		/* InvalidOid: the handler function is gone */
+	Oid			owner;			/* owner of the handler = owner of the class */
+	bool		websocket;
+	bool		http;
+	bool		async_commit;	/* durability: async */
+} DurableClass;
+
+typedef struct DurableSpiState
+{
+	Oid			save_user;
+	int			save_sec;
+} DurableSpiState;
+
+extern bool DurableClassLookup(const char *name, DurableClass *out, bool missing_ok);
+extern void DurableClassesChanged(void);
+extern void DurableCheckClassName(const char *name);
+extern bool DurableExtensionPresent(void);
+extern void DurableSpiBegin(DurableSpiState *state);
+extern void DurableSpiEnd(DurableSpiState *state);
+extern SPIPlanPtr DurableSpiPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
+extern void DurableSpiExecute(SPIPlanPtr plan, Datum *values, const char *nulls,
+							  bool read_only, int expected);
+
+#if PG_VERSION_NUM >= 160000
+#define DurableProcOwnercheck(proc, role) \
+	object_ownercheck(ProcedureRelationId, (proc), (role))
+#define DurableProcAclcheck(proc, role, mode) \
+	object_aclcheck(ProcedureRelationId, (proc), (role), (mode))
+#else
+#define DurableProcOwnercheck(proc, role) pg_proc_ownercheck((proc), (role))
+#define DurableProcAclcheck(proc, role, mode) pg_proc_aclcheck((proc), (role), (mode))
+#endif
+
+/* one call as the host runs it (invoke.c) */
+typedef struct DurableCall
+{
+	/* from the request */
+	DurableRequest req;
+	char	   *class_name;
+	char	   *id;
+	char	   *method;
+	Jsonb	   *args;
+	/* outcome */
+	bool		skipped;		/* caller left before the call started */
+	DurableReplyStatus status;
+	Jsonb	   *result;			/* DURABLE_REPLY_OK; NULL for SQL NULL */
+	ErrorData  *error;			/* DURABLE_REPLY_ERROR */
+	bool		async_commit;	/* its class commits asynchronously */
+} DurableCall;
+
+extern void DurableInvoke(DurableCall *call, MemoryContext resultcxt);
+extern void DurableCurrentObject(const char *function, const char **class_name,
+								 const char **id);
+extern bool DurableInHost(void);
+
+/* host worker (host.c) */
+extern PGDLLEXPORT void DurableHostMain(Datum main_arg);
+extern int	durable_host_number;	/* -1 outside host workers */
+
+/* residency (residency.c) */
+extern void DurableResidencyTouch(const char *class_name, const char *id);
+extern void DurableResidencyMaintain(bool force);
+extern void DurableResidencyReset(void);
+
+#endif							/* PG_DURABLE_OBJECTS_H */

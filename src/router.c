@@ -1,0 +1,333 @@
+/*-------------------------------------------------------------------------
+ *
+ * router.c
+ *	  durable.call() and durable.new_id(): route a call to its host and wait.
+ *
+ * A call is validated and checked (class exists, EXECUTE on its handler),
+ * then put on the ring of the host that owns the object, host = hash(class,
+ * id) mod durable.hosts.  The caller waits on its latch until the host
+ * publishes the reply, which it does only after the call's transaction
+ * committed.  The wait ends with an error if the caller is cancelled (the
+ * host then skips the call if it has not started it), or if the host exits.
+ *
+ * IDENTIFICATION
+ *	  src/router.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_durable_objects.h"
+
+#include "commands/dbcommands.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/wait_event.h"
+
+PG_FUNCTION_INFO_V1(durable_call);
+PG_FUNCTION_INFO_V1(durable_new_id);
+
+/*
+ * DurableHostFor
+ *		The host that owns object (class, id).
+ */
+int
+DurableHostFor(const char *class_name, const char *id)
+{
+	size_t		clen = strlen(class_name);
+	size_t		ilen = strlen(id);
+	char	   *key = palloc(clen + ilen + 1);
+	uint32		h;
+
+	memcpy(key, class_name, clen + 1);
+	memcpy(key + clen + 1, id, ilen);
+	h = hash_bytes((unsigned char *) key, (int) (clen + 1 + ilen));
+	pfree(key);
+	return (int) (h % (uint32) DurableHostCount());
+}
+
+/*
+ * DurableCheckReady
+ *		ERROR (with a hint) unless the library is preloaded and this is the
+ *		database the hosts serve.
+ */
+void
+DurableCheckReady(void)
+{
+	static Oid	checked_db = InvalidOid;
+	char	   *dbname;
+
+	if (!DurableShmemReady())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_durable_objects is not loaded through shared_preload_libraries"),
+				 errhint("Add pg_durable_objects to shared_preload_libraries in postgresql.conf and restart the server.")));
+	if (checked_db == MyDatabaseId)
+		return;
+	dbname = get_database_name(MyDatabaseId);
+	if (dbname == NULL || strcmp(dbname, durable_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("durable objects run in database \"%s\", not in \"%s\"",
+						durable_database, dbname ? dbname : "?"),
+				 errhint("Connect to database \"%s\", or set durable.database = '%s' in postgresql.conf and restart the server.",
+						 durable_database, dbname ? dbname : "?")));
+	checked_db = MyDatabaseId;
+}
+
+/*
+ * DurableCheckMessageSize
+ *		ERROR 54000 if a payload exceeds durable.max_message_bytes.
+ */
+void
+DurableCheckMessageSize(Size size, const char *what)
+{
+	if (size > (Size) durable_max_message_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is too large", what),
+				 errdetail("It takes %zu bytes; durable.max_message_bytes is %d.",
+						   size, durable_max_message_bytes)));
+}
+
+/*
+ * DurableCheckId
+ *		ERROR 22023 unless id has 1..512 bytes.
+ */
+void
+DurableCheckId(const char *id)
+{
+	size_t		len = strlen(id);
+
+	if (len < 1 || len > DURABLE_MAX_ID_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("object id must have 1 to %d bytes, not %zu",
+						DURABLE_MAX_ID_BYTES, len)));
+}
+
+static void
+check_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+static void
+check_method(const char *method)
+{
+	if (method[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("method name must not be empty")));
+	if (method[0] == '$')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("method \"%s\" is reserved for the system", method),
+				 errdetail("Method names starting with \"$\" are lifecycle methods called by the system.")));
+}
+
+/*
+ * raise_reply_error
+ *		Re-raise in the caller the error a handler (or its host) reported.
+ *		parts: sqlstate, message, detail, hint, context.
+ */
+static void
+raise_reply_error(const DurableParts *parts, const char *class_name,
+				  const char *id, const char *method)
+{
+	const char *state = parts->nparts > 0 ? parts->data[0] : NULL;
+	int			sqlerrcode = ERRCODE_INTERNAL_ERROR;
+
+	if (parts->nparts < 2 || parts->isnull[1])
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of shared memory while returning the reply of a durable call"),
+				 errhint("The call committed; you may need to raise durable.max_message_bytes or reduce the result.")));
+
+	if (state && strlen(state) == 5)
+		sqlerrcode = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg_internal("%s", parts->data[1]),
+			 (parts->nparts > 2 && !parts->isnull[2]) ?
+			 errdetail_internal("%s", parts->data[2]) : 0,
+			 (parts->nparts > 3 && !parts->isnull[3]) ?
+			 errhint("%s", parts->data[3]) : 0,
+			 (parts->nparts > 4 && !parts->isnull[4]) ?
+			 errcontext("%s", parts->data[4]) : 0,
+			 errcontext("durable call to %s(%s) method %s", class_name, id, method)));
+}
+
+/*
+ * wait_for_reply
+ *		Sleep on our latch until the reply to call seq arrives.  Ends with an
+ *		ERROR on cancel or statement_timeout (through CHECK_FOR_INTERRUPTS)
+ *		and when the host exits without answering.
+ */
+static DurableReplyStatus
+wait_for_reply(int hostno, uint64 seq, uint32 generation, DurableParts *parts)
+{
+	DurableHostShared *host = DurableHost(hostno);
+
+	for (;;)
+	{
+		DurableReplyStatus status = DurableReplySlotTake(seq, parts);
+		uint32		now_generation;
+
+		if (status != DURABLE_REPLY_NONE)
+			return status;
+
+		SpinLockAcquire(&host->mutex);
+		now_generation = host->generation;
+		SpinLockRelease(&host->mutex);
+		if (now_generation != generation)
+		{
+			/* the host's exit callback publishes before bumping: look once more */
+			status = DurableReplySlotTake(seq, parts);
+			if (status != DURABLE_REPLY_NONE)
+				return status;
+			ereport(ERROR,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("durable host %d exited before answering", hostno),
+					 errdetail("The outcome of the call is unknown.")));
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * durable_call
+ *		durable.call(class text, id text, method text, args jsonb) RETURNS jsonb
+ */
+Datum
+durable_call(PG_FUNCTION_ARGS)
+{
+	char	   *class_name;
+	char	   *id;
+	char	   *method;
+	Jsonb	   *args;
+	DurableClass cls;
+	AclResult	aclresult;
+	DurableParts parts;
+	DurableRequest req;
+	int			hostno;
+	uint32		generation;
+	DurableReplyStatus status = DURABLE_REPLY_NONE;
+	DurableParts reply;
+
+	DurableCheckReady();
+	check_not_null(fcinfo, 0, "class");
+	check_not_null(fcinfo, 1, "object id");
+	check_not_null(fcinfo, 2, "method");
+	check_not_null(fcinfo, 3, "args");
+	class_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	method = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	args = PG_GETARG_JSONB_P(3);
+
+	DurableCheckClassName(class_name);
+	DurableCheckId(id);
+	check_method(method);
+	DurableCheckMessageSize(VARSIZE(args), "call argument");
+
+	if (DurableInHost())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("durable.call() cannot be used inside an object handler yet")));
+
+	DurableClassLookup(class_name, &cls, false);
+	if (!OidIsValid(cls.handler))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler of durable class \"%s\" no longer exists", class_name),
+				 errhint("Define the class again with durable.define_class().")));
+	aclresult = DurableProcAclcheck(cls.handler, GetUserId(), ACL_EXECUTE);
+	if (aclresult != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to call objects of class \"%s\"", class_name),
+				 errhint("A role needs EXECUTE on the class handler %s.",
+						 format_procedure(cls.handler))));
+
+	memset(&parts, 0, sizeof(parts));
+	parts.nparts = 4;
+	parts.data[0] = class_name;
+	parts.len[0] = strlen(class_name);
+	parts.data[1] = id;
+	parts.len[1] = strlen(id);
+	parts.data[2] = method;
+	parts.len[2] = strlen(method);
+	parts.data[3] = (const char *) args;
+	parts.len[3] = VARSIZE(args);
+
+	hostno = DurableHostFor(class_name, id);
+	req.seq = DurableReplySlotBegin();
+	req.caller = MyProc->pgprocno;
+	req.kind = DURABLE_REQUEST_CALL;
+	req.message = DurableMessageStore(&parts);
+	if (!DsaPointerIsValid(req.message))
+	{
+		DurableReplySlotAbandon(req.seq);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of shared memory for a durable call")));
+	}
+	if (!DurableEnqueue(hostno, &req, &generation))
+	{
+		DurableMessageFree(req.message);
+		DurableReplySlotAbandon(req.seq);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("the queue of durable host %d is full", hostno)));
+	}
+
+	PG_TRY();
+	{
+		status = wait_for_reply(hostno, req.seq, generation, &reply);
+	}
+	PG_CATCH();
+	{
+		DurableReplySlotAbandon(req.seq);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (status == DURABLE_REPLY_ERROR)
+		raise_reply_error(&reply, class_name, id, method);
+	if (reply.nparts < 1 || reply.isnull[0])
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P((Jsonb *) reply.data[0]);
+}
+
+/*
+ * durable_new_id
+ *		durable.new_id() RETURNS text: 128 random bits as 32 hex characters.
+ */
+Datum
+durable_new_id(PG_FUNCTION_ARGS)
+{
+	uint8		bytes[16];
+	char		hex[33];
+	int			i;
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random object id")));
+	for (i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}

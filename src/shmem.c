@@ -1,0 +1,473 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared memory: host rings, per-backend reply slots, message area.
+ *
+ * Callers (router.c) put requests on the ring of the host that owns the
+ * object and wait on their latch; hosts (host.c) take requests from their
+ * ring and publish replies into the caller's reply slot, found by pgprocno.
+ * Request and reply payloads live in a DSA area created in place in the main
+ * shared memory segment; it grows by DSM segments when payloads are large,
+ * so nothing below durable.max_message_bytes is truncated or refused.
+ *
+ * Every reply slot has a slot-global sequence number: a host publishes a
+ * reply only if the caller still waits for exactly that call, so a cancelled
+ * caller's late reply is dropped instead of being read by its next call or by
+ * the next backend that takes the same pgprocno.
+ *
+ * Shared memory holds plain data only; it is re-initialised on crash restart
+ * (generations start again at 0, so they are compared with !=).
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_durable_objects.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "access/twophase.h"
+#include "utils/memutils.h"
+
+#define DURABLE_DSA_INITIAL_SIZE (4 * 1024 * 1024)
+#define DURABLE_PART_NULL		PG_UINT32_MAX
+
+typedef struct DurableReplySlot
+{
+	slock_t		mutex;
+	uint64		last_seq;		/* last sequence number handed out */
+	uint64		waiting_seq;	/* call the owner waits for; 0 = none */
+	uint64		done_seq;		/* call whose reply is in "reply" */
+	int32		status;			/* DurableReplyStatus of that reply */
+	dsa_pointer reply;			/* DurableParts, or InvalidDsaPointer */
+} DurableReplySlot;
+
+typedef struct DurableShared
+{
+	int			nhosts;
+	int			ring_capacity;
+	int			nslots;
+	int			dsa_tranche;
+	DurableHostShared hosts[DURABLE_MAX_HOSTS];
+} DurableShared;
+
+static DurableShared *durable_shared = NULL;
+static DurableRequest *durable_rings = NULL;
+static DurableReplySlot *durable_slots = NULL;
+static void *durable_dsa_place = NULL;
+static dsa_area *durable_area = NULL;
+
+static int
+slot_count(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+static int
+ring_capacity(void)
+{
+	/* every backend can have one call waiting, with room for other sources */
+	return slot_count() + 64;
+}
+
+static Size
+shared_size(Size *rings_off, Size *slots_off, Size *dsa_off)
+{
+	Size		size = MAXALIGN(sizeof(DurableShared));
+
+	*rings_off = size;
+	size = add_size(size, MAXALIGN(mul_size(mul_size(durable_hosts, ring_capacity()),
+											sizeof(DurableRequest))));
+	*slots_off = size;
+	size = add_size(size, MAXALIGN(mul_size(slot_count(), sizeof(DurableReplySlot))));
+	*dsa_off = size;
+	size = add_size(size, DURABLE_DSA_INITIAL_SIZE);
+	return size;
+}
+
+/*
+ * DurableShmemRequest
+ *		shmem_request_hook: reserve our shared memory.  MaxBackends is known here.
+ */
+void
+DurableShmemRequest(void)
+{
+	Size		a,
+				b,
+				c;
+
+	RequestAddinShmemSpace(shared_size(&a, &b, &c));
+}
+
+/*
+ * DurableShmemStartup
+ *		shmem_startup_hook: create or attach our shared memory.  Runs in the
+ *		postmaster at start and after every crash restart.
+ */
+void
+DurableShmemStartup(void)
+{
+	bool		found;
+	Size		rings_off,
+				slots_off,
+				dsa_off;
+	Size		size = shared_size(&rings_off, &slots_off, &dsa_off);
+	char	   *base;
+
+	durable_shared = NULL;
+	durable_area = NULL;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	base = ShmemInitStruct("pg_durable_objects", size, &found);
+	durable_shared = (DurableShared *) base;
+	durable_rings = (DurableRequest *) (base + rings_off);
+	durable_slots = (DurableReplySlot *) (base + slots_off);
+	durable_dsa_place = base + dsa_off;
+
+	if (!found)
+	{
+		int			i;
+		dsa_area   *area;
+
+		memset(base, 0, dsa_off);
+		durable_shared->nhosts = durable_hosts;
+		durable_shared->ring_capacity = ring_capacity();
+		durable_shared->nslots = slot_count();
+		durable_shared->dsa_tranche = LWLockNewTrancheId();
+		for (i = 0; i < DURABLE_MAX_HOSTS; i++)
+		{
+			DurableHostShared *host = &durable_shared->hosts[i];
+
+			SpinLockInit(&host->mutex);
+			pg_atomic_init_u64(&host->calls, 0);
+			pg_atomic_init_u64(&host->errors, 0);
+			pg_atomic_init_u64(&host->batches, 0);
+			pg_atomic_init_u32(&host->objects, 0);
+		}
+		for (i = 0; i < durable_shared->nslots; i++)
+		{
+			SpinLockInit(&durable_slots[i].mutex);
+			durable_slots[i].reply = InvalidDsaPointer;
+		}
+		area = dsa_create_in_place(durable_dsa_place, DURABLE_DSA_INITIAL_SIZE,
+								   durable_shared->dsa_tranche, NULL);
+		dsa_pin(area);
+		dsa_detach(area);
+	}
+	LWLockRelease(AddinShmemInitLock);
+	LWLockRegisterTranche(durable_shared->dsa_tranche, "pg_durable_objects");
+}
+
+/*
+ * DurableShmemReady
+ *		True when the library was preloaded and our shared memory exists.
+ */
+bool
+DurableShmemReady(void)
+{
+	return durable_shared != NULL;
+}
+
+DurableHostShared *
+DurableHost(int hostno)
+{
+	Assert(hostno >= 0 && hostno < durable_shared->nhosts);
+	return &durable_shared->hosts[hostno];
+}
+
+int
+DurableHostCount(void)
+{
+	return durable_shared->nhosts;
+}
+
+static dsa_area *
+get_area(void)
+{
+	if (durable_area == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		LWLockRegisterTranche(durable_shared->dsa_tranche, "pg_durable_objects");
+		durable_area = dsa_attach_in_place(durable_dsa_place, NULL);
+		dsa_pin_mapping(durable_area);
+		MemoryContextSwitchTo(old);
+	}
+	return durable_area;
+}
+
+/*
+ * DurableMessageStore
+ *		Copy parts into the shared area.  Returns InvalidDsaPointer when shared
+ *		memory is exhausted, so that hosts can use it where they must not throw.
+ */
+dsa_pointer
+DurableMessageStore(const DurableParts *parts)
+{
+	Size		size = sizeof(uint32) * (1 + parts->nparts);
+	dsa_pointer dp;
+	char	   *p;
+	int			i;
+
+	Assert(parts->nparts <= DURABLE_MAX_PARTS);
+	for (i = 0; i < parts->nparts; i++)
+		if (!parts->isnull[i])
+			size += parts->len[i];
+
+	dp = dsa_allocate_extended(get_area(), size, DSA_ALLOC_NO_OOM | DSA_ALLOC_HUGE);
+	if (!DsaPointerIsValid(dp))
+		return InvalidDsaPointer;
+
+	p = dsa_get_address(get_area(), dp);
+	((uint32 *) p)[0] = parts->nparts;
+	for (i = 0; i < parts->nparts; i++)
+		((uint32 *) p)[i + 1] = parts->isnull[i] ? DURABLE_PART_NULL : parts->len[i];
+	p += sizeof(uint32) * (1 + parts->nparts);
+	for (i = 0; i < parts->nparts; i++)
+	{
+		if (parts->isnull[i])
+			continue;
+		memcpy(p, parts->data[i], parts->len[i]);
+		p += parts->len[i];
+	}
+	return dp;
+}
+
+/*
+ * DurableMessageLoad
+ *		Copy a stored message into palloc'd memory of the current context and
+ *		free it in the shared area.  Every part is NUL-terminated.
+ */
+void
+DurableMessageLoad(dsa_pointer message, DurableParts *parts)
+{
+	char	   *p = dsa_get_address(get_area(), message);
+	uint32	   *lens = (uint32 *) p;
+	int			i;
+
+	memset(parts, 0, sizeof(*parts));
+	parts->nparts = Min(lens[0], DURABLE_MAX_PARTS);
+	p += sizeof(uint32) * (1 + lens[0]);
+	for (i = 0; i < parts->nparts; i++)
+	{
+		char	   *copy;
+
+		if (lens[i + 1] == DURABLE_PART_NULL)
+		{
+			parts->isnull[i] = true;
+			continue;
+		}
+		copy = palloc(lens[i + 1] + 1);
+		memcpy(copy, p, lens[i + 1]);
+		copy[lens[i + 1]] = '\0';
+		parts->data[i] = copy;
+		parts->len[i] = lens[i + 1];
+		p += lens[i + 1];
+	}
+	dsa_free(get_area(), message);
+}
+
+void
+DurableMessageFree(dsa_pointer message)
+{
+	if (DsaPointerIsValid(message))
+		dsa_free(get_area(), message);
+}
+
+static DurableRequest *
+ring_entry(int hostno, uint64 pos)
+{
+	return &durable_rings[(Size) hostno * durable_shared->ring_capacity +
+						  pos % durable_shared->ring_capacity];
+}
+
+/*
+ * DurableEnqueue
+ *		Append a request to a host's ring; false if the ring is full.  Returns
+ *		the host's generation so the caller can notice the host exiting.
+ */
+bool
+DurableEnqueue(int hostno, const DurableRequest *req, uint32 *generation)
+{
+	DurableHostShared *host = DurableHost(hostno);
+	bool		ok = false;
+	int			procno = -1;
+
+	SpinLockAcquire(&host->mutex);
+	if (host->head - host->tail < (uint64) durable_shared->ring_capacity)
+	{
+		*ring_entry(hostno, host->head) = *req;
+		host->head++;
+		ok = true;
+	}
+	*generation = host->generation;
+	if (host->pid != 0)
+		procno = host->procno;
+	SpinLockRelease(&host->mutex);
+
+	if (ok && procno >= 0)
+		DurableWakeProc(procno);
+	return ok;
+}
+
+/*
+ * DurableDequeue
+ *		Take up to max requests from a host's ring, oldest first.
+ */
+int
+DurableDequeue(int hostno, DurableRequest *reqs, int max)
+{
+	DurableHostShared *host = DurableHost(hostno);
+	int			n = 0;
+
+	SpinLockAcquire(&host->mutex);
+	while (n < max && host->tail != host->head)
+	{
+		reqs[n++] = *ring_entry(hostno, host->tail);
+		host->tail++;
+	}
+	SpinLockRelease(&host->mutex);
+	return n;
+}
+
+static DurableReplySlot *
+my_slot(void)
+{
+	return &durable_slots[MyProc->pgprocno];
+}
+
+/*
+ * DurableReplySlotBegin
+ *		Start waiting for a new call; returns its sequence number.  Drops any
+ *		reply left over from a call this slot's previous user abandoned.
+ */
+uint64
+DurableReplySlotBegin(void)
+{
+	DurableReplySlot *slot = my_slot();
+	dsa_pointer stale;
+	uint64		seq;
+
+	SpinLockAcquire(&slot->mutex);
+	stale = slot->reply;
+	slot->reply = InvalidDsaPointer;
+	seq = ++slot->last_seq;
+	slot->waiting_seq = seq;
+	slot->done_seq = 0;
+	slot->status = DURABLE_REPLY_NONE;
+	SpinLockRelease(&slot->mutex);
+
+	DurableMessageFree(stale);
+	return seq;
+}
+
+/*
+ * DurableReplySlotWaiting
+ *		Whether the owner of slot procno still waits for call seq.  Hosts skip
+ *		calls whose caller already gave up.
+ */
+bool
+DurableReplySlotWaiting(int procno, uint64 seq)
+{
+	DurableReplySlot *slot = &durable_slots[procno];
+	bool		waiting;
+
+	SpinLockAcquire(&slot->mutex);
+	waiting = (slot->waiting_seq == seq && slot->done_seq != seq);
+	SpinLockRelease(&slot->mutex);
+	return waiting;
+}
+
+/*
+ * DurableReplySlotPublish
+ *		Hand a reply to the caller waiting in slot procno for call seq, and wake
+ *		it.  Never throws: if shared memory is exhausted the caller gets an error
+ *		status without payload.  Returns false if the caller no longer waits.
+ */
+bool
+DurableReplySlotPublish(int procno, uint64 seq, DurableReplyStatus status,
+						const DurableParts *parts)
+{
+	DurableReplySlot *slot = &durable_slots[procno];
+	dsa_pointer dp = parts ? DurableMessageStore(parts) : InvalidDsaPointer;
+	bool		delivered = false;
+
+	if (parts && !DsaPointerIsValid(dp))
+		status = DURABLE_REPLY_ERROR;
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->waiting_seq == seq && slot->done_seq != seq)
+	{
+		slot->done_seq = seq;
+		slot->status = status;
+		slot->reply = dp;
+		delivered = true;
+	}
+	SpinLockRelease(&slot->mutex);
+
+	if (delivered)
+		DurableWakeProc(procno);
+	else
+		DurableMessageFree(dp);
+	return delivered;
+}
+
+/*
+ * DurableReplySlotTake
+ *		If the reply to call seq arrived, load it into parts (current memory
+ *		context), end the wait and return its status; else DURABLE_REPLY_NONE.
+ */
+DurableReplyStatus
+DurableReplySlotTake(uint64 seq, DurableParts *parts)
+{
+	DurableReplySlot *slot = my_slot();
+	DurableReplyStatus status = DURABLE_REPLY_NONE;
+	dsa_pointer dp = InvalidDsaPointer;
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->done_seq == seq)
+	{
+		status = slot->status;
+		dp = slot->reply;
+		slot->reply = InvalidDsaPointer;
+		slot->waiting_seq = 0;
+	}
+	SpinLockRelease(&slot->mutex);
+
+	memset(parts, 0, sizeof(*parts));
+	if (DsaPointerIsValid(dp))
+		DurableMessageLoad(dp, parts);
+	return status;
+}
+
+/*
+ * DurableReplySlotAbandon
+ *		The caller stops waiting for call seq (error, cancel): a host that has
+ *		not started it yet skips it, and a late reply is dropped.
+ */
+void
+DurableReplySlotAbandon(uint64 seq)
+{
+	DurableReplySlot *slot = my_slot();
+	dsa_pointer dp = InvalidDsaPointer;
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->waiting_seq == seq)
+	{
+		slot->waiting_seq = 0;
+		dp = slot->reply;
+		slot->reply = InvalidDsaPointer;
+	}
+	SpinLockRelease(&slot->mutex);
+	DurableMessageFree(dp);
+}
+
+void
+DurableWakeProc(int procno)
+{
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs to build, test, demo and benchmark.
+# Called by .ci/run, make test, make demo and make bench; does nothing when all are present.
+set -euo pipefail
+pkgs=(build-essential postgresql-15 postgresql-server-dev-15
+      libwebsockets-dev libjansson-dev libipc-run-perl clang-14 llvm-14 pkg-config
+      procps psmisc)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+        exit 1
+    fi
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

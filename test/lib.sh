@@ -1,0 +1,97 @@
+# test/lib.sh — helpers shared by the test runner, the integration tests and make demo/bench.
+# Sourced, not run.  Everything here runs as the unprivileged OS user that owns the cluster.
+#
+#   cluster_init DIR PORT [conf lines...]   initdb + our settings (shared_preload_libraries ...)
+#   cluster_start / cluster_stop / cluster_restart / cluster_kill9
+#   sql "SELECT ..."                        psql -X -At against $PGDATABASE, stops on error
+#   sql_try "SELECT ..."                    same, but returns psql's status and keeps stderr
+#   ok NAME / not_ok NAME [why]             TAP-style result lines the runner counts
+#   check NAME CMD...                       ok if CMD succeeds
+#   wait_for "SQL returning t" [seconds]    poll until true
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+export PATH="$PGBIN:$PATH"
+
+cluster_init() {
+    local dir=$1 port=$2
+    shift 2
+    export PGDATA="$dir/data" PGHOST="$dir/sock" PGPORT="$port" PGDATABASE=${PGDATABASE:-postgres}
+    export PGUSER=${PGUSER:-$(id -un)}
+    mkdir -p "$PGHOST"
+    initdb -D "$PGDATA" -A trust -U "$PGUSER" --no-sync >"$dir/initdb.log" 2>&1 || {
+        cat "$dir/initdb.log"; return 1; }
+    cat >>"$PGDATA/postgresql.conf" <<CONF
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$PGHOST'
+shared_preload_libraries = 'pg_durable_objects'
+durable.database = 'postgres'
+max_connections = 120
+max_worker_processes = 32
+fsync = on
+synchronous_commit = on
+log_line_prefix = '%m [%p] %b '
+log_min_messages = warning
+CONF
+    local line
+    for line in "$@"; do
+        echo "$line" >>"$PGDATA/postgresql.conf"
+    done
+}
+
+cluster_start() {
+    pg_ctl -D "$PGDATA" -l "$PGDATA/../server.log" -w -t 60 start >/dev/null
+}
+
+cluster_stop() {
+    pg_ctl -D "$PGDATA" -w -t 60 -m fast stop >/dev/null 2>&1 || true
+}
+
+cluster_restart() {
+    cluster_stop
+    cluster_start
+}
+
+# kill -9 the postmaster and every child: a crash of the whole server
+cluster_kill9() {
+    local pm
+    pm=$(head -1 "$PGDATA/postmaster.pid")
+    pkill -9 -P "$pm" 2>/dev/null || true
+    kill -9 "$pm" 2>/dev/null || true
+    while kill -0 "$pm" 2>/dev/null; do sleep 0.1; done
+    sleep 0.5
+}
+
+sql() {
+    psql -X -q -At -v ON_ERROR_STOP=1 -c "$1" "${@:2}"
+}
+
+sql_try() {
+    psql -X -q -At -v ON_ERROR_STOP=1 -c "$1" "${@:2}" 2>&1
+}
+
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1${2:+ ($2)}"; }
+
+check() {
+    local name=$1
+    shift
+    if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+# wait_for SQL [seconds]: poll until SQL returns t
+wait_for() {
+    local q=$1 limit=${2:-30} i=0
+    while [ "$i" -lt $((limit * 10)) ]; do
+        [ "$(psql -X -At -c "$q" 2>/dev/null)" = t ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# wait until every host worker is up
+wait_hosts() {
+    wait_for "SELECT count(*) = current_setting('durable.hosts')::int FROM pg_stat_activity
+              WHERE backend_type = 'pg_durable_objects host'" "${1:-30}"
+}

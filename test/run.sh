@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test/run.sh — every test of pg_durable_objects (what `make test` runs).
+#
+# As root (CI, a fresh machine): installs missing Debian packages, builds and installs the
+# extension, copies the tests to a scratch folder and re-runs itself there as the unprivileged
+# `postgres` OS user (initdb refuses root).  As any other user: expects the extension installed.
+#
+# Then: one throw-away cluster with shared_preload_libraries for pg_regress (sql/, expected/),
+# isolation specs (test/specs/) and the integration tests (test/integration/*.sh, which print
+# TAP-style "ok - ..." / "not ok - ..." lines).  The last line is "N passed, M failed";
+# the exit status is non-zero on any failure.
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+PGXS_DIR=$(dirname "$(dirname "$(/usr/lib/postgresql/15/bin/pg_config --pgxs 2>/dev/null || echo /x/y)")")
+
+if [ "${1:-}" != "--inside" ]; then
+    cd "$here"
+    if [ "$(id -u)" = 0 ]; then
+        test/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+        PGXS_DIR=$(dirname "$(dirname "$(/usr/lib/postgresql/15/bin/pg_config --pgxs)")")
+        if ! { make -s -j2 >/dev/null && make -s install >/dev/null; }; then
+            echo "build failed"
+            echo "0 passed, 1 failed"
+            exit 1
+        fi
+        work=$(mktemp -d /tmp/durable-test.XXXXXX)
+        cp -r sql expected test "$work/"
+        [ -d examples ] && cp -r examples "$work/"
+        chmod 755 "$work"
+        chown -R postgres: "$work"
+        runuser -u postgres -- "$work/test/run.sh" --inside "$work"
+        rc=$?
+    else
+        work=$(mktemp -d /tmp/durable-test.XXXXXX)
+        cp -r sql expected test "$work/"
+        [ -d examples ] && cp -r examples "$work/"
+        "$work/test/run.sh" --inside "$work"
+        rc=$?
+    fi
+    if [ $rc = 0 ]; then rm -rf "$work"; else echo "(test files and logs kept in $work)" >&2; fi
+    exit $rc
+fi
+
+work=$2
+cd "$work"
+source test/lib.sh
+PGXS_DIR=${PGXS_DIR:-/usr/lib/postgresql/15/lib/pgxs}
+export TEST_ROOT=$work
+port=$((54000 + RANDOM % 1000))
+passed=0
+failed=0
+
+count_regress() {    # count "... ok" / "... FAILED" lines of pg_regress output in $1
+    local p f
+    p=$(grep -cE '\.\.\. ok' "$1")
+    f=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$1")
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+echo "== cluster"
+cluster_init "$work/cluster" "$port" || { echo "0 passed, 1 failed"; exit 1; }
+cluster_start || { cat "$work/cluster/server.log"; echo "0 passed, 1 failed"; exit 1; }
+wait_hosts 30 || echo "warning: host workers did not all start"
+
+echo "== pg_regress"
+mkdir -p "$work/results/regress"
+"$PGXS_DIR/src/test/regress/pg_regress" --inputdir="$work" --outputdir="$work/results/regress" \
+    --use-existing --host="$PGHOST" --port="$PGPORT" --dbname=postgres --bindir="$PGBIN" \
+    --schedule="$work/test/regress_schedule" >"$work/results/regress.out" 2>&1
+cat "$work/results/regress.out" | grep -E '\.\.\.|tests' || true
+count_regress "$work/results/regress.out"
+[ -f "$work/results/regress/regression.diffs" ] && head -200 "$work/results/regress/regression.diffs"
+
+echo "== isolation"
+mkdir -p "$work/results/isolation"
+specs=$(cd "$work/test/specs" && ls *.spec 2>/dev/null | sed 's/\.spec$//')
+if [ -n "$specs" ]; then
+    "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --inputdir="$work/test" \
+        --outputdir="$work/results/isolation" --use-existing --host="$PGHOST" --port="$PGPORT" \
+        --dbname=postgres --bindir="$PGBIN" $specs >"$work/results/isolation.out" 2>&1
+    grep -E '\.\.\.|tests' "$work/results/isolation.out" || true
+    count_regress "$work/results/isolation.out"
+    [ -f "$work/results/isolation/regression.diffs" ] && head -200 "$work/results/isolation/regression.diffs"
+fi
+
+echo "== integration"
+for t in "$work"/test/integration/*.sh; do
+    [ -e "$t" ] || continue
+    name=$(basename "$t" .sh)
+    echo "-- $name"
+    start=$(date +%s)
+    timeout 600 bash "$t" >"$work/results/$name.out" 2>&1
+    rc=$?
+    sed 's/^/   /' "$work/results/$name.out" | grep -E '^   (ok|not ok)' || true
+    p=$(grep -c '^ok - ' "$work/results/$name.out")
+    f=$(grep -c '^not ok - ' "$work/results/$name.out")
+    if [ $rc != 0 ] && [ "$f" = 0 ]; then
+        f=1
+        echo "   not ok - $name exited with status $rc"
+    fi
+    if [ "$f" != 0 ]; then
+        echo "   --- output of $name:"
+        tail -40 "$work/results/$name.out" | sed 's/^/   | /'
+    fi
+    echo "   ($(( $(date +%s) - start ))s)"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    # every test leaves the cluster running; bring it back if one did not
+    pg_ctl -D "$PGDATA" status >/dev/null 2>&1 || cluster_start
+done
+
+cluster_stop
+if [ "$failed" != 0 ]; then
+    echo "--- server log (last 60 lines):"
+    tail -60 "$work/cluster/server.log"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
