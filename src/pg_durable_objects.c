@@ -5,8 +5,8 @@
  *
  * _PG_init runs in the postmaster when the library is preloaded.  It defines
  * the durable.* settings, asks for shared memory (shmem.c) and registers the
- * host workers (host.c).  Loaded any other way, it only defines the settings
- * so that SQL functions can explain that the library must be preloaded.
+ * host workers (host.c).  Loaded any other way, it defines only the reloadable
+ * settings, and the SQL functions explain that the library must be preloaded.
  *
  * IDENTIFICATION
  *	  src/pg_durable_objects.c
@@ -52,7 +52,7 @@ durable_shmem_startup(void)
 }
 
 static void
-define_settings(void)
+define_postmaster_settings(void)
 {
 	DefineCustomStringVariable("durable.database",
 							   "Database the durable object workers connect to.",
@@ -71,7 +71,11 @@ define_settings(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+}
 
+static void
+define_settings(void)
+{
 	DefineCustomIntVariable("durable.max_batch",
 							"Most calls a host commits together in one transaction.",
 							"Larger batches share one WAL flush; keep it below 64 so the subtransaction cache does not overflow.",
@@ -141,6 +145,9 @@ register_hosts(void)
 void
 _PG_init(void)
 {
+	/* PGC_POSTMASTER settings can only be created while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		define_postmaster_settings();
 	define_settings();
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Set-up mistakes and lifecycle: not preloaded, wrong database, DROP/CREATE EXTENSION under
+# running hosts, DROP DATABASE, pg_dump/restore of classes and storage, settings reload.
+source "$TEST_ROOT/test/lib.sh"
+set -u
+tmp=$(mktemp -d)
+
+sql "CREATE EXTENSION IF NOT EXISTS pg_durable_objects" >/dev/null
+sql "CREATE FUNCTION life(id text, method text, args jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$
+BEGIN
+    IF method = 'set' THEN PERFORM durable.put(args); END IF;
+    RETURN coalesce((SELECT jsonb_object_agg(key, value) FROM durable.list()), '{}');
+END \$\$;
+SELECT durable.define_class('life', 'life');" >/dev/null
+
+# --- wrong database: a clear error with a hint
+sql "CREATE DATABASE life_other" >/dev/null
+sql "CREATE EXTENSION pg_durable_objects" -d life_other >/dev/null
+out=$(psql -X -At -d life_other -c "SELECT durable.call('life', 'a', 'get')" 2>&1)
+echo "$out" | sed 's/^/# /'
+check "wrong database: ERROR names the database the hosts serve" grep -q 'durable objects run in database "postgres", not in "life_other"' <<<"$out"
+check "wrong database: HINT says what to set" grep -q "HINT:.*durable.database" <<<"$out"
+
+# --- DROP DATABASE is not blocked by the hosts (they are connected elsewhere, and wait on latches)
+check "DROP DATABASE of another database completes" timeout 20 psql -X -q -c "DROP DATABASE life_other"
+
+# --- not preloaded: a second cluster without shared_preload_libraries
+(
+    export PGDATABASE=postgres
+    cluster_init "$tmp/plain" $((PGPORT + 1)) "shared_preload_libraries = ''" && cluster_start
+    sql "CREATE EXTENSION pg_durable_objects" >/dev/null
+    out=$(psql -X -At -c "SELECT durable.call('life', 'a', 'get')" 2>&1)
+    echo "$out" | sed 's/^/# /'
+    check "not preloaded: ERROR says so" grep -q "not loaded through shared_preload_libraries" <<<"$out"
+    check "not preloaded: HINT says what to set" grep -q "HINT:.*shared_preload_libraries" <<<"$out"
+    cluster_stop
+)
+
+# --- pg_dump keeps every class, object and key; a restore brings them back
+sql "SELECT durable.call('life', 'dumped', 'set', '{\"k1\": 1, \"k2\": {\"x\": [true]}}')" >/dev/null
+before=$(sql "SELECT string_agg(class || '/' || id || '/' || key || '=' || value::text, ';' ORDER BY class, id, key) FROM durable._storage")
+classes_before=$(sql "SELECT string_agg(name || '=' || handler, ';' ORDER BY name) FROM durable._classes")
+pg_dump -Fc -f "$tmp/dump" postgres
+check "pg_dump of the database succeeds" [ -s "$tmp/dump" ]
+sql "CREATE DATABASE life_restored" >/dev/null
+pg_restore -d life_restored "$tmp/dump" >"$tmp/restore.log" 2>&1
+after=$(sql "SELECT string_agg(class || '/' || id || '/' || key || '=' || value::text, ';' ORDER BY class, id, key) FROM durable._storage" -d life_restored)
+classes_after=$(sql "SELECT string_agg(name || '=' || handler, ';' ORDER BY name) FROM durable._classes" -d life_restored)
+check "restore brings back every key and value" [ -n "$before" ] && [ "$before" = "$after" ]
+check "restore brings back every class" [ -n "$classes_before" ] && [ "$classes_before" = "$classes_after" ]
+sql "DROP DATABASE life_restored" >/dev/null
+
+# --- DROP EXTENSION under running hosts, then CREATE again: hosts keep serving
+hosts_before=$(sql "SELECT string_agg(pid::text, ',' ORDER BY host) FROM durable.hosts")
+pg_dump -Fc -n durable -f "$tmp/keep" postgres   # keep the regression suite's data aside
+sql "DROP EXTENSION pg_durable_objects CASCADE" >/dev/null 2>&1
+sql "CREATE EXTENSION pg_durable_objects" >/dev/null
+sql "SELECT durable.define_class('life', 'life')" >/dev/null
+got=$(sql "SELECT durable.call('life', 'fresh', 'set', '{\"a\": 1}')")
+check "after DROP and CREATE EXTENSION calls work again ($got)" [ "$got" = '{"a": 1}' ]
+hosts_after=$(sql "SELECT string_agg(pid::text, ',' ORDER BY host) FROM durable.hosts")
+check "the hosts survived DROP EXTENSION ($hosts_before -> $hosts_after)" [ "$hosts_before" = "$hosts_after" ]
+
+# --- settings are reloaded by the hosts (SIGHUP): max_batch = 1 means one call per batch
+sql "ALTER SYSTEM SET durable.max_batch = 1" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+read -r c0 b0 <<<"$(sql "SELECT sum(calls), sum(batches) FROM durable.hosts" -F ' ')"
+echo "SELECT durable.call('life', 'batch', 'get');" >"$tmp/get.sql"
+pgbench -n -c 8 -j 2 -t 50 -f "$tmp/get.sql" >/dev/null 2>&1
+read -r c1 b1 <<<"$(sql "SELECT sum(calls), sum(batches) FROM durable.hosts" -F ' ')"
+check "durable.max_batch = 1 after reload: $((c1 - c0)) calls in $((b1 - b0)) batches" \
+    [ $((c1 - c0)) = 400 ] && [ $((b1 - b0)) = 400 ]
+sql "ALTER SYSTEM RESET durable.max_batch" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+
+# --- host errors are logged, hosts never restarted by handler errors
+pids=$(sql "SELECT string_agg(pid::text, ',' ORDER BY host) FROM durable.hosts")
+for i in $(seq 1 20); do sql_try "SELECT durable.call('life', 'e$i', 'set', '[1]')" >/dev/null; done
+check "twenty failing calls did not restart any host" [ "$pids" = "$(sql "SELECT string_agg(pid::text, ',' ORDER BY host) FROM durable.hosts")" ]
+
+rm -rf "$tmp"
