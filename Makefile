@@ -28,6 +28,9 @@ all install:
 	@exit 1
 endif
 
+# every module includes the shared header
+$(OBJS): src/pg_durable_objects.h
+
 .PHONY: test demo bench deps
 deps:
 	test/install-deps.sh

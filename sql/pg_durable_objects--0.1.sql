@@ -42,10 +42,66 @@ CREATE UNLOGGED TABLE durable._residency (
 COMMENT ON TABLE durable._residency IS
     'Private: objects held in host memory (not hibernated), written lazily by the hosts';
 
+-- Named alarms of objects.  shard = hash(class, id); the host with shard % durable.hosts runs them.
+CREATE TABLE durable._alarms (
+    class         text COLLATE "C" NOT NULL,
+    id            text COLLATE "C" NOT NULL,
+    name          text COLLATE "C" NOT NULL,
+    at            timestamptz NOT NULL,
+    scheduled_at  timestamptz NOT NULL,
+    attempt       integer NOT NULL DEFAULT 0,
+    shard         bigint NOT NULL,
+    last_error    jsonb,
+    PRIMARY KEY (class, id, name)
+);
+CREATE INDEX ON durable._alarms (at);
+COMMENT ON TABLE durable._alarms IS
+    'Private: pending alarms; at is when the next attempt runs, scheduled_at when the alarm was set for';
+
+-- Messages of durable.send(), committed with the sender's transaction, deleted with the
+-- transaction of the call that runs them.
+CREATE TABLE durable._outbox (
+    seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    class         text COLLATE "C" NOT NULL,
+    id            text COLLATE "C" NOT NULL,
+    method        text NOT NULL,
+    args          jsonb NOT NULL,
+    shard         bigint NOT NULL,
+    attempt       integer NOT NULL DEFAULT 0,
+    not_before    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    sent_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_error    jsonb
+);
+CREATE INDEX ON durable._outbox (not_before);
+COMMENT ON TABLE durable._outbox IS
+    'Private: sends waiting to run (or to be retried), in send order';
+
+CREATE TABLE durable._dead_letters (
+    seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind          text NOT NULL CHECK (kind IN ('send', 'alarm')),
+    class         text COLLATE "C" NOT NULL,
+    id            text COLLATE "C" NOT NULL,
+    method        text NOT NULL,
+    args          jsonb NOT NULL,
+    attempts      integer NOT NULL,
+    last_error    jsonb NOT NULL,
+    failed_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON SEQUENCE durable._outbox_seq_seq IS 'Private: send order of durable._outbox';
+COMMENT ON SEQUENCE durable._dead_letters_seq_seq IS 'Private: numbering of durable._dead_letters';
+COMMENT ON TABLE durable._dead_letters IS
+    'Private: sends and alarms that failed every attempt, with their last error';
+
 SELECT pg_catalog.pg_extension_config_dump('durable._classes', '');
 SELECT pg_catalog.pg_extension_config_dump('durable._storage', '');
+SELECT pg_catalog.pg_extension_config_dump('durable._alarms', '');
+SELECT pg_catalog.pg_extension_config_dump('durable._outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('durable._dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('durable._outbox_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('durable._dead_letters_seq_seq', '');
 
-REVOKE ALL ON durable._classes, durable._storage, durable._residency FROM PUBLIC;
+REVOKE ALL ON durable._classes, durable._storage, durable._residency, durable._alarms,
+    durable._outbox, durable._dead_letters FROM PUBLIC;
 
 --------------------------------------------------------------------------------
 -- Administration
@@ -82,6 +138,13 @@ AS 'MODULE_PATHNAME', 'durable_call'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION durable.call(text, text, text, jsonb) IS
     'Run method on object (class, id) in its host, wait until it committed and return its result';
+
+CREATE FUNCTION durable.send(class text, id text, method text, args jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_send'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.send(text, text, text, jsonb) IS
+    'Run method on object (class, id) exactly once after the current transaction commits (never if it rolls back)';
 
 --------------------------------------------------------------------------------
 -- Storage, inside an object handler only
@@ -145,6 +208,27 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION durable.delete_all() IS
     'Delete every key of the current object';
 
+CREATE FUNCTION durable.set_alarm(at timestamptz, name text DEFAULT 'default')
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_set_alarm'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.set_alarm(timestamptz, text) IS
+    'Run $alarm of the current object at the given time; setting a name again replaces it';
+
+CREATE FUNCTION durable.get_alarm(name text DEFAULT 'default')
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'durable_get_alarm'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.get_alarm(text) IS
+    'When the named alarm of the current object fires next, NULL when none is set';
+
+CREATE FUNCTION durable.delete_alarm(name text DEFAULT 'default')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'durable_delete_alarm'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.delete_alarm(text) IS
+    'Cancel the named alarm of the current object; true if it was set';
+
 --------------------------------------------------------------------------------
 -- Views
 --------------------------------------------------------------------------------
@@ -158,8 +242,8 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION durable._hosts() IS
     'Private: one row per host worker, read from shared memory; use the view durable.hosts';
 
--- Whether the current role may see a class whose handler is owned by owner: it is a member of
--- that role (superusers are members of every role). NULL owner (handler gone): superusers only.
+-- Whether the current role may see a class whose handler is owned by owner: it has the
+-- privileges of that role, as needed to change the class (superusers have all). NULL owner (handler gone): superusers only.
 -- Evaluated with the invoker's identity, so it reads no private table.
 CREATE FUNCTION durable._visible(owner oid)
 RETURNS boolean
@@ -169,11 +253,11 @@ AS $$
     SELECT CASE WHEN owner IS NULL
                 THEN (SELECT r.rolsuper FROM pg_catalog.pg_roles r
                        WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
-                ELSE pg_catalog.pg_has_role(owner, 'MEMBER')
+                ELSE pg_catalog.pg_has_role(owner, 'USAGE')
            END
 $$;
 COMMENT ON FUNCTION durable._visible(oid) IS
-    'Private: true when the current role is a member of a class owner (superusers: always)';
+    'Private: true when the current role has the privileges of a class owner (superusers: always)';
 
 CREATE VIEW durable.classes WITH (security_barrier) AS
 SELECT c.name,
@@ -222,4 +306,25 @@ SELECT h.host, h.pid, h.objects, h.queue_depth, h.calls, h.errors, h.batches
 COMMENT ON VIEW durable.hosts IS
     'Host workers: pid (NULL while restarting), objects in memory, queued calls, calls, errors and batches since start';
 
-GRANT SELECT ON durable.classes, durable.objects, durable.hosts TO PUBLIC;
+CREATE VIEW durable.alarms WITH (security_barrier) AS
+SELECT a.class, a.id, a.name, a.at, a.scheduled_at, a.attempt, a.last_error
+  FROM durable._alarms a
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) a.class
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler)
+ WHERE durable._visible(p.proowner);
+COMMENT ON VIEW durable.alarms IS
+    'Pending alarms of classes the current role owns (superusers: all); attempt > 0 means retrying';
+
+CREATE VIEW durable.dead_letters WITH (security_barrier) AS
+SELECT d.seq, d.kind, d.class, d.id, d.method, d.args, d.attempts, d.last_error, d.failed_at
+  FROM durable._dead_letters d
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) d.class
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler)
+ WHERE durable._visible(p.proowner);
+COMMENT ON VIEW durable.dead_letters IS
+    'Sends and alarms of classes the current role owns that failed every attempt, with the last error';
+
+GRANT SELECT ON durable.classes, durable.objects, durable.hosts, durable.alarms,
+    durable.dead_letters TO PUBLIC;

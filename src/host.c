@@ -11,6 +11,10 @@
  * batch is run again in a transaction of its own, so that one call never
  * changes another's outcome.
  *
+ * When its timer says so, or when woken for new sends, a batch also takes the
+ * host's due alarms and sends (work.c); the loop sleeps until the next one
+ * falls due, never longer than a second.
+ *
  * A host survives errors: handler errors end their call only; any other
  * error aborts the batch (its callers get the error) and the loop goes on
  * from the sigsetjmp block.  When the host exits (SIGTERM, FATAL), its
@@ -44,6 +48,7 @@
 #define DURABLE_BATCH_LIMIT 1000	/* maximum of durable.max_batch */
 
 int			durable_host_number = -1;
+uint64		durable_current_chain = 0;
 
 typedef enum BatchState
 {
@@ -56,6 +61,14 @@ static MemoryContext BatchContext = NULL;
 static DurableCall *batch = NULL;
 static int	batch_size = 0;
 static volatile BatchState batch_state = BATCH_IDLE;
+
+/* alarms and sends (work.c) */
+static bool work_dirty = true;	/* look for due work at the next chance */
+static int	work_taken = 0;		/* due items the last batch took */
+static TimestampTz next_wake = 0;	/* when the next pending item falls due */
+static TimestampTz last_work_look = 0;
+
+#define WORK_SAFETY_LOOK_MS 10000
 
 /*
  * publish_error
@@ -134,6 +147,71 @@ fail_batch(int sqlerrcode, const char *message, const char *detail)
 }
 
 /*
+ * DurableHostServeMailbox
+ *		While this host waits in a nested call, run the call of the same chain
+ *		that another host handed to it (see router.c), nested in the waiting
+ *		call, and answer it.
+ */
+void
+DurableHostServeMailbox(void)
+{
+	DurableHostShared *host = DurableHost(durable_host_number);
+	DurableCall call;
+	DurableParts parts;
+	bool		have;
+
+	memset(&call, 0, sizeof(call));
+	SpinLockAcquire(&host->mutex);
+	have = host->mailbox_full;
+	if (have)
+	{
+		call.req = host->mailbox;
+		host->mailbox_full = false;
+	}
+	SpinLockRelease(&host->mutex);
+	if (!have)
+		return;
+
+	call.source = DURABLE_SOURCE_REQUEST;
+	call.nested = true;
+	DurableMessageLoad(call.req.message, &parts);
+	call.class_name = (char *) parts.data[0];
+	call.id = (char *) parts.data[1];
+	call.method = (char *) parts.data[2];
+	call.args = (Jsonb *) parts.data[3];
+	DurableInvoke(&call, CurrentMemoryContext);
+	publish_outcome(&call);
+}
+
+/*
+ * DurableHostRefuseMailbox
+ *		This host stops waiting: answer a call still in its mailbox with an
+ *		error instead of leaving its caller waiting.
+ */
+void
+DurableHostRefuseMailbox(void)
+{
+	DurableHostShared *host = DurableHost(durable_host_number);
+	DurableRequest req;
+	bool		have;
+
+	SpinLockAcquire(&host->mutex);
+	have = host->mailbox_full;
+	if (have)
+		req = host->mailbox;
+	host->mailbox_full = false;
+	host->waiting_for = 0;
+	host->waiting_chain = 0;
+	SpinLockRelease(&host->mutex);
+	if (!have)
+		return;
+	DurableMessageFree(req.message);
+	publish_error(&req, ERRCODE_T_R_DEADLOCK_DETECTED,
+				  "durable call could not be served: its caller's chain ended",
+				  "The call was not run.", NULL, NULL);
+}
+
+/*
  * host_exit
  *		before_shmem_exit callback: answer everyone this host holds, then mark
  *		it gone.  Runs after the transaction was aborted.
@@ -157,6 +235,7 @@ host_exit(int code, Datum arg)
 				   "durable host exited before the call committed",
 				   "The call's writes were rolled back.");
 	batch_state = BATCH_IDLE;
+	DurableHostRefuseMailbox();
 
 	while ((n = DurableDequeue(durable_host_number, reqs, lengthof(reqs))) > 0)
 	{
@@ -194,6 +273,7 @@ take_batch(void)
 		DurableParts parts;
 
 		memset(call, 0, sizeof(*call));
+		call->source = DURABLE_SOURCE_REQUEST;
 		call->req = reqs[i];
 		DurableMessageLoad(reqs[i].message, &parts);
 		call->class_name = (char *) parts.data[0];
@@ -209,11 +289,13 @@ take_batch(void)
 
 /*
  * run_transaction
- *		Run calls[0..n-1] in one transaction.  Returns false (with *error set)
- *		if the transaction failed as a whole, e.g. at commit.
+ *		Run calls[0..*n-1] in one transaction.  With fetch_work, first append
+ *		the due alarms and sends of this host to calls (up to the batch size)
+ *		and update next_wake.  Returns false (with *error set) if the
+ *		transaction failed as a whole, e.g. at commit.
  */
 static bool
-run_transaction(DurableCall *calls, int n, ErrorData **error)
+run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool committed = false;
@@ -221,17 +303,29 @@ run_transaction(DurableCall *calls, int n, ErrorData **error)
 	PG_TRY();
 	{
 		bool		all_async = true;
+		int			n;
 		int			i;
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		pgstat_report_activity(STATE_RUNNING, "durable batch");
+		if (fetch_work)
+		{
+			MemoryContextSwitchTo(BatchContext);
+			work_taken = DurableWorkFetch(calls + *n_calls,
+										  Min(durable_max_batch, DURABLE_BATCH_LIMIT) - *n_calls,
+										  &next_wake);
+			*n_calls += work_taken;
+			MemoryContextSwitchTo(cxt);
+		}
+		n = *n_calls;
 
 		for (i = 0; i < n; i++)
 		{
 			DurableCall *call = &calls[i];
 
-			call->skipped = !DurableReplySlotWaiting(call->req.caller, call->req.seq);
+			call->skipped = call->source == DURABLE_SOURCE_REQUEST &&
+				!DurableReplySlotWaiting(call->req.caller, call->req.seq);
 			if (call->skipped)
 				continue;
 			DurableInvoke(call, BatchContext);
@@ -259,8 +353,42 @@ run_transaction(DurableCall *calls, int n, ErrorData **error)
 	return committed;
 }
 
+/*
+ * record_failure_alone
+ *		An alarm or send whose transaction failed at commit: reschedule it in a
+ *		transaction of its own so it does not come back at once forever.
+ */
 static void
-run_batch(void)
+record_failure_alone(DurableCall *call)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (call->source == DURABLE_SOURCE_REQUEST)
+		return;
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		DurableWorkFailed(call);
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * run_batch
+ *		Run the held batch (and, with fetch_work, the due alarms and sends),
+ *		publish the replies after commit and count.
+ */
+static void
+run_batch(bool fetch_work)
 {
 	DurableHostShared *host = DurableHost(durable_host_number);
 	ErrorData  *error = NULL;
@@ -268,23 +396,41 @@ run_batch(void)
 	uint64		errors = 0;
 	int			i;
 
-	if (!run_transaction(batch, batch_size, &error))
+	work_taken = 0;
+	batch_state = BATCH_RUNNING;
+	if (!run_transaction(batch, &batch_size, fetch_work, &error))
 	{
 		if (batch_size == 1)
 		{
 			batch[0].status = DURABLE_REPLY_ERROR;
 			batch[0].error = error;
+			record_failure_alone(&batch[0]);
 		}
 		else
 		{
-			/* retry each call alone so one call cannot fail the others */
+			/*
+			 * Retry each call alone so one call cannot fail the others.  Each
+			 * one that commits is answered at once, so an exit during the
+			 * retries does not tell it that it was rolled back.
+			 */
 			for (i = 0; i < batch_size; i++)
 			{
+				int			one = 1;
+
 				error = NULL;
-				if (!run_transaction(&batch[i], 1, &error))
+				if (!run_transaction(&batch[i], &one, false, &error))
 				{
 					batch[i].status = DURABLE_REPLY_ERROR;
 					batch[i].error = error;
+					record_failure_alone(&batch[i]);
+				}
+				if (!batch[i].skipped)
+				{
+					calls++;
+					errors += batch[i].status == DURABLE_REPLY_ERROR;
+					publish_outcome(&batch[i]);
+					DurableResidencyTouch(batch[i].class_name, batch[i].id);
+					batch[i].skipped = true;
 				}
 			}
 		}
@@ -301,11 +447,72 @@ run_batch(void)
 		publish_outcome(&batch[i]);
 		DurableResidencyTouch(batch[i].class_name, batch[i].id);
 	}
+	if (batch_size == 0 && error != NULL)
+		ereport(WARNING,
+				(errmsg("pg_durable_objects host %d could not look for due alarms and sends: %s",
+						durable_host_number, error->message)));
 	pg_atomic_fetch_add_u64(&host->calls, calls);
 	pg_atomic_fetch_add_u64(&host->errors, errors);
-	pg_atomic_fetch_add_u64(&host->batches, 1);
+	if (calls > 0)
+		pg_atomic_fetch_add_u64(&host->batches, 1);
 	batch_size = 0;
 	batch_state = BATCH_IDLE;
+
+	/* what ran may have set alarms or left more due work: look again */
+	if (work_taken > 0)
+		work_dirty = true;
+	if (DurableWorkTouchedReset())
+		work_dirty = true;
+}
+
+/*
+ * work_due
+ *		Whether the next batch should look for due alarms and sends: new sends
+ *		were committed for this host, a handler touched alarms, the earliest
+ *		pending item is due, or a long time passed.
+ */
+static bool
+work_due(void)
+{
+	DurableHostShared *host = DurableHost(durable_host_number);
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&host->mutex);
+	if (host->work_pending)
+	{
+		host->work_pending = false;
+		work_dirty = true;
+	}
+	SpinLockRelease(&host->mutex);
+
+	if (work_dirty || (next_wake != 0 && now >= next_wake) ||
+		TimestampDifferenceExceeds(last_work_look, now, WORK_SAFETY_LOOK_MS))
+	{
+		last_work_look = now;
+		work_dirty = false;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * wait_timeout_ms
+ *		How long the loop may sleep: until the next pending item, at most 1 s.
+ */
+static long
+wait_timeout_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		us;
+
+	if (work_dirty)
+		return 0;
+	if (next_wake == 0)
+		return 1000L;
+	us = next_wake - now;
+	if (us <= 0)
+		return 0;
+	return (long) Min((us + 999) / 1000, 1000);
 }
 
 /*
@@ -318,6 +525,7 @@ DurableHostMain(Datum main_arg)
 	sigjmp_buf	local_sigjmp_buf;
 	DurableHostShared *host;
 	MemoryContext HostContext;
+	bool		fetch_work;
 
 	durable_host_number = DatumGetInt32(main_arg);
 	host = DurableHost(durable_host_number);
@@ -362,6 +570,8 @@ DurableHostMain(Datum main_arg)
 		EmitErrorReport();
 		AbortCurrentTransaction();
 		LWLockReleaseAll();
+		DurableHostRefuseMailbox();
+		durable_current_chain = 0;
 		if (batch_state == BATCH_RUNNING)
 			fail_batch(edata->sqlerrcode, edata->message, edata->detail);
 		batch_state = BATCH_IDLE;
@@ -387,9 +597,10 @@ DurableHostMain(Datum main_arg)
 
 		MemoryContextReset(BatchContext);
 		MemoryContextSwitchTo(BatchContext);
-		if (take_batch() > 0)
+		fetch_work = work_due();
+		if (take_batch() > 0 || fetch_work)
 		{
-			run_batch();
+			run_batch(fetch_work);
 			DurableResidencyMaintain(false);
 			continue;
 		}
@@ -397,6 +608,6 @@ DurableHostMain(Datum main_arg)
 		MemoryContextSwitchTo(HostContext);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
+						 wait_timeout_ms(), PG_WAIT_EXTENSION);
 	}
 }

@@ -9,7 +9,13 @@
  * (lock waits included).  A failing call rolls back its subtransaction only;
  * its error is copied out for the caller.  While the handler runs, the
  * "current object" is set so that the storage functions (storage.c) know
- * whose keys they touch.
+ * whose keys they touch.  A call that comes from an alarm or a send first
+ * claims its row (work.c) in the same subtransaction, so its effects and
+ * the row's removal commit together; a failed one is rescheduled.
+ *
+ * A handler may call another object of the same host (router.c): that call
+ * runs inline, nested in the calling one; calling back into an object that
+ * is already running is a cycle and ends in ERROR 40P01.
  *
  * IDENTIFICATION
  *	  src/invoke.c
@@ -28,8 +34,11 @@
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
-static const char *current_class = NULL;
-static const char *current_id = NULL;
+/* the objects whose handlers run now on this host, innermost last */
+#define MAX_NESTING 32
+static const char *running_class[MAX_NESTING];
+static const char *running_id[MAX_NESTING];
+static int	nrunning = 0;
 
 /*
  * DurableInHost
@@ -49,34 +58,110 @@ DurableInHost(void)
 void
 DurableCurrentObject(const char *function, const char **class_name, const char **id)
 {
-	if (current_class == NULL)
+	if (nrunning == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s can only be called inside an object handler", function),
 				 errhint("Call the object with durable.call() and use %s in its handler.",
 						 function)));
-	*class_name = current_class;
-	*id = current_id;
+	*class_name = running_class[nrunning - 1];
+	*id = running_id[nrunning - 1];
 }
 
+/*
+ * run_handler
+ *		Call the handler of cls for object (class_name, id) as the class owner,
+ *		with its own GUC nesting level, the object set as current.  On error
+ *		the enclosing (sub)transaction restores user and settings; the current
+ *		object is restored here.
+ */
 static Datum
-run_handler(DurableCall *call, DurableClass *cls, bool *isnull)
+run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
+			bool *isnull)
 {
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(fcinfo, 3);
 	Datum		result;
+	Oid			save_user;
+	int			save_sec;
+	int			nestlevel;
+	int			i;
 
-	fmgr_info(cls->handler, &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 3, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = CStringGetTextDatum(call->id);
-	fcinfo->args[0].isnull = false;
-	fcinfo->args[1].value = CStringGetTextDatum(call->method);
-	fcinfo->args[1].isnull = false;
-	fcinfo->args[2].value = JsonbPGetDatum(call->args);
-	fcinfo->args[2].isnull = false;
-	result = FunctionCallInvoke(fcinfo);
-	*isnull = fcinfo->isnull;
+	for (i = 0; i < nrunning; i++)
+		if (strcmp(running_class[i], cls->name) == 0 && strcmp(running_id[i], id) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+					 errmsg("deadlock detected: object %s(%s) is already running a call",
+							cls->name, id),
+					 errdetail("A cycle of synchronous calls came back to an object that waits for its own call."),
+					 errhint("Use durable.send() for one direction of the conversation.")));
+	if (nrunning >= MAX_NESTING)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("calls between objects nest deeper than %d", MAX_NESTING)));
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(cls->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nestlevel = NewGUCNestLevel();
+	running_class[nrunning] = cls->name;
+	running_id[nrunning] = id;
+	nrunning++;
+
+	PG_TRY();
+	{
+		fmgr_info(cls->handler, &flinfo);
+		InitFunctionCallInfoData(*fcinfo, &flinfo, 3, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = CStringGetTextDatum(id);
+		fcinfo->args[0].isnull = false;
+		fcinfo->args[1].value = CStringGetTextDatum(method);
+		fcinfo->args[1].isnull = false;
+		fcinfo->args[2].value = JsonbPGetDatum(args);
+		fcinfo->args[2].isnull = false;
+		result = FunctionCallInvoke(fcinfo);
+		*isnull = fcinfo->isnull;
+	}
+	PG_CATCH();
+	{
+		nrunning--;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	nrunning--;
+	/* settings a handler changed, even with plain SET, end with its call */
+	AtEOXact_GUC(false, nestlevel);
+	SetUserIdAndSecContext(save_user, save_sec);
 	return result;
+}
+
+static void
+lookup_runnable(const char *class_name, DurableClass *cls)
+{
+	DurableClassLookup(class_name, cls, false);
+	if (!OidIsValid(cls->handler))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler of durable class \"%s\" no longer exists", class_name)));
+}
+
+/*
+ * DurableInvokeNested
+ *		Run a call of another object of this host right now, inside the
+ *		running call (a durable.call from a handler).  Its writes belong to
+ *		the calling call's subtransaction.
+ */
+Jsonb *
+DurableInvokeNested(const char *class_name, const char *id, const char *method,
+					Jsonb *args, bool *isnull)
+{
+	DurableClass cls;
+	Datum		result;
+
+	lookup_runnable(class_name, &cls);
+	result = run_handler(&cls, id, method, args, isnull);
+	if (*isnull)
+		return NULL;
+	return DatumGetJsonbP(result);
 }
 
 /*
@@ -90,6 +175,7 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	TimestampTz started = GetCurrentTimestamp();
+	uint64		outer_chain = durable_current_chain;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -97,48 +183,37 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 	PG_TRY();
 	{
 		DurableClass cls;
-		Oid			save_user;
-		int			save_sec;
-		int			nestlevel;
 		Datum		result;
 		bool		isnull;
 
 		PushActiveSnapshot(GetTransactionSnapshot());
-		DurableClassLookup(call->class_name, &cls, false);
-		if (!OidIsValid(cls.handler))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("the handler of durable class \"%s\" no longer exists",
-							call->class_name)));
+		lookup_runnable(call->class_name, &cls);
 		call->async_commit = cls.async_commit;
 
-		GetUserIdAndSecContext(&save_user, &save_sec);
-		SetUserIdAndSecContext(cls.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		nestlevel = NewGUCNestLevel();
-		current_class = call->class_name;
-		current_id = call->id;
-		if (durable_call_timeout > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, durable_call_timeout);
-
-		result = run_handler(call, &cls, &isnull);
-
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		current_class = NULL;
-		current_id = NULL;
-
-		call->result = NULL;
-		if (!isnull)
+		if (!DurableWorkClaim(call))
+			call->skipped = true;
+		else
 		{
-			Jsonb	   *jb = DatumGetJsonbP(result);
+			/* a nested call runs under the time limit of its outermost call */
+			if (durable_call_timeout > 0 && !call->nested)
+				enable_timeout_after(STATEMENT_TIMEOUT, durable_call_timeout);
+			durable_current_chain = call->req.chain;
+			result = run_handler(&cls, call->id, call->method, call->args, &isnull);
+			durable_current_chain = outer_chain;
+			if (!call->nested)
+				disable_timeout(STATEMENT_TIMEOUT, false);
 
-			DurableCheckMessageSize(VARSIZE(jb), "call result");
-			call->result = MemoryContextAlloc(resultcxt, VARSIZE(jb));
-			memcpy(call->result, jb, VARSIZE(jb));
+			call->result = NULL;
+			if (!isnull)
+			{
+				Jsonb	   *jb = DatumGetJsonbP(result);
+
+				DurableCheckMessageSize(VARSIZE(jb), "call result");
+				call->result = MemoryContextAlloc(resultcxt, VARSIZE(jb));
+				memcpy(call->result, jb, VARSIZE(jb));
+			}
 		}
 		PopActiveSnapshot();
-		AtEOXact_GUC(true, nestlevel);
-		SetUserIdAndSecContext(save_user, save_sec);
-
 		ReleaseCurrentSubTransaction();
 		call->status = DURABLE_REPLY_OK;
 	}
@@ -146,16 +221,16 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 	{
 		ErrorData  *edata;
 
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		current_class = NULL;
-		current_id = NULL;
+		durable_current_chain = outer_chain;
+		if (!call->nested)
+			disable_timeout(STATEMENT_TIMEOUT, false);
 
 		MemoryContextSwitchTo(resultcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && durable_call_timeout > 0 &&
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && durable_call_timeout > 0 && !call->nested &&
 			TimestampDifferenceExceeds(started, GetCurrentTimestamp(), durable_call_timeout))
 		{
 			edata->message = psprintf("durable call exceeded durable.call_timeout (%d ms)",
@@ -165,6 +240,9 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		}
 		call->status = DURABLE_REPLY_ERROR;
 		call->error = edata;
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		DurableWorkFailed(call);
 	}
 	PG_END_TRY();
 

@@ -78,7 +78,7 @@ define_settings(void)
 {
 	DefineCustomIntVariable("durable.max_batch",
 							"Most calls a host commits together in one transaction.",
-							"Larger batches share one WAL flush; keep it below 64 so the subtransaction cache does not overflow.",
+							"Larger batches share one WAL flush. Each writing call takes a subtransaction; above 64 in one batch (handlers with EXCEPTION blocks take more) the subtransaction cache overflows and snapshots slow down.",
 							&durable_max_batch,
 							64, 1, 1000,
 							PGC_SIGHUP,
@@ -110,6 +110,24 @@ define_settings(void)
 							60, 1, 86400 * 365,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.max_attempts",
+							"Attempts of a failing alarm or send before it moves to durable.dead_letters.",
+							NULL,
+							&durable_max_attempts,
+							6, 1, 100,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.retry_delay",
+							"Wait before the first retry of a failed alarm or send.",
+							"The wait doubles with each further attempt, up to one hour.",
+							&durable_retry_delay,
+							1000, 1, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("durable");

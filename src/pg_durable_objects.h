@@ -24,6 +24,7 @@
 #include "utils/dsa.h"
 #include "executor/spi.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #define DURABLE_EXTENSION_NAME	"pg_durable_objects"
 #define DURABLE_SCHEMA			"durable"
@@ -39,6 +40,8 @@ extern int	durable_max_batch;
 extern int	durable_call_timeout;
 extern int	durable_max_message_bytes;
 extern int	durable_idle_timeout;
+extern int	durable_max_attempts;
+extern int	durable_retry_delay;
 
 /*
  * Shared memory (shmem.c).
@@ -70,6 +73,7 @@ typedef struct DurableRequest
 	int32		caller;			/* pgprocno of the waiting caller, or -1 */
 	int32		kind;			/* DurableRequestKind */
 	dsa_pointer message;		/* DurableParts in the DSA area */
+	uint64		chain;			/* call chain of a nested call; 0 for a top-level call */
 } DurableRequest;
 
 /* reply status carried in a reply slot */
@@ -87,6 +91,11 @@ typedef struct DurableHostShared
 	pid_t		pid;			/* 0 while the host is not running */
 	int			procno;			/* host's pgprocno, for its latch */
 	uint32		generation;		/* bumped each time a host exits */
+	bool		work_pending;	/* sends committed for it since it last looked */
+	int			waiting_for;	/* 1 + host it waits on in a nested call; 0 none */
+	uint64		waiting_chain;	/* the call chain of that wait */
+	bool		mailbox_full;	/* a call of waiting_chain handed to it directly */
+	DurableRequest mailbox;
 	uint64		head;			/* next ring position to write */
 	uint64		tail;			/* next ring position to read */
 	pg_atomic_uint64 calls;
@@ -114,7 +123,10 @@ extern void DurableReplySlotAbandon(uint64 seq);
 extern void DurableWakeProc(int procno);
 
 /* routing (router.c) */
+extern uint32 DurableObjectShard(const char *class_name, const char *id);
 extern int	DurableHostFor(const char *class_name, const char *id);
+extern void DurableCheckCallArgs(FunctionCallInfo fcinfo, char **class_name, char **id,
+								 char **method, Jsonb **args);
 extern void DurableCheckReady(void);
 extern void DurableCheckMessageSize(Size size, const char *what);
 extern void DurableCheckId(const char *id);
@@ -157,11 +169,24 @@ extern void DurableSpiExecute(SPIPlanPtr plan, Datum *values, const char *nulls,
 #define DurableProcAclcheck(proc, role, mode) pg_proc_aclcheck((proc), (role), (mode))
 #endif
 
+/* where a call comes from */
+typedef enum DurableCallSource
+{
+	DURABLE_SOURCE_REQUEST = 0,	/* a ring request: durable.call from a session */
+	DURABLE_SOURCE_ALARM,		/* a due alarm (work.c) */
+	DURABLE_SOURCE_SEND			/* a committed durable.send (work.c) */
+} DurableCallSource;
+
 /* one call as the host runs it (invoke.c) */
 typedef struct DurableCall
 {
 	/* from the request */
-	DurableRequest req;
+	DurableCallSource source;
+	DurableRequest req;			/* DURABLE_SOURCE_REQUEST */
+	int64		outbox_seq;		/* DURABLE_SOURCE_SEND */
+	char	   *alarm_name;		/* DURABLE_SOURCE_ALARM */
+	TimestampTz alarm_at;		/* the attempt's time, to claim exactly this alarm */
+	int			attempt;		/* failed attempts before this one (alarm, send) */
 	char	   *class_name;
 	char	   *id;
 	char	   *method;
@@ -171,10 +196,13 @@ typedef struct DurableCall
 	DurableReplyStatus status;
 	Jsonb	   *result;			/* DURABLE_REPLY_OK; NULL for SQL NULL */
 	ErrorData  *error;			/* DURABLE_REPLY_ERROR */
+	bool		nested;			/* served while this host waits in its chain */
 	bool		async_commit;	/* its class commits asynchronously */
 } DurableCall;
 
 extern void DurableInvoke(DurableCall *call, MemoryContext resultcxt);
+extern Jsonb *DurableInvokeNested(const char *class_name, const char *id,
+								  const char *method, Jsonb *args, bool *isnull);
 extern void DurableCurrentObject(const char *function, const char **class_name,
 								 const char **id);
 extern bool DurableInHost(void);
@@ -182,6 +210,19 @@ extern bool DurableInHost(void);
 /* host worker (host.c) */
 extern PGDLLEXPORT void DurableHostMain(Datum main_arg);
 extern int	durable_host_number;	/* -1 outside host workers */
+extern uint64 durable_current_chain;	/* chain of the request running now */
+extern void DurableHostServeMailbox(void);
+extern void DurableHostRefuseMailbox(void);
+
+/* alarms, sends and their retries, host side (work.c) */
+extern bool DurableWorkClaim(DurableCall *call);
+extern void DurableWorkFailed(DurableCall *call);
+extern int	DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake);
+extern void DurableWorkTouched(void);
+extern bool DurableWorkTouchedReset(void);
+
+/* durable.send (outbox.c) */
+extern void DurableWakeHostForWork(int hostno);
 
 /* residency (residency.c) */
 extern void DurableResidencyTouch(const char *class_name, const char *id);

@@ -10,6 +10,10 @@
  * committed.  The wait ends with an error if the caller is cancelled (the
  * host then skips the call if it has not started it), or if the host exits.
  *
+ * Inside a handler, durable.call reaches other objects: inline when they
+ * live on the same host, through the ring otherwise, with the waits between
+ * hosts recorded in shared memory so that a cycle ends in ERROR 40P01.
+ *
  * IDENTIFICATION
  *	  src/router.c
  *
@@ -17,6 +21,7 @@
  */
 #include "pg_durable_objects.h"
 
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -30,14 +35,16 @@
 #include "utils/wait_event.h"
 
 PG_FUNCTION_INFO_V1(durable_call);
+
+#define HOST_DOWN_LIMIT_MS 10000
 PG_FUNCTION_INFO_V1(durable_new_id);
 
 /*
- * DurableHostFor
- *		The host that owns object (class, id).
+ * DurableObjectShard
+ *		Stable hash of object (class, id); its host is shard % durable.hosts.
  */
-int
-DurableHostFor(const char *class_name, const char *id)
+uint32
+DurableObjectShard(const char *class_name, const char *id)
 {
 	size_t		clen = strlen(class_name);
 	size_t		ilen = strlen(id);
@@ -48,7 +55,17 @@ DurableHostFor(const char *class_name, const char *id)
 	memcpy(key + clen + 1, id, ilen);
 	h = hash_bytes((unsigned char *) key, (int) (clen + 1 + ilen));
 	pfree(key);
-	return (int) (h % (uint32) DurableHostCount());
+	return h;
+}
+
+/*
+ * DurableHostFor
+ *		The host that owns object (class, id).
+ */
+int
+DurableHostFor(const char *class_name, const char *id)
+{
+	return (int) (DurableObjectShard(class_name, id) % (uint32) DurableHostCount());
 }
 
 /*
@@ -67,6 +84,11 @@ DurableCheckReady(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_durable_objects is not loaded through shared_preload_libraries"),
 				 errhint("Add pg_durable_objects to shared_preload_libraries in postgresql.conf and restart the server.")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("durable objects do not run during recovery"),
+				 errhint("Call objects on the primary server.")));
 	if (checked_db == MyDatabaseId)
 		return;
 	dbname = get_database_name(MyDatabaseId);
@@ -149,8 +171,8 @@ raise_reply_error(const DurableParts *parts, const char *class_name,
 	if (parts->nparts < 2 || parts->isnull[1])
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of shared memory while returning the reply of a durable call"),
-				 errhint("The call committed; you may need to raise durable.max_message_bytes or reduce the result.")));
+				 errmsg("durable call failed, and its error could not be returned"),
+				 errdetail("The host ran out of shared memory for the reply.")));
 
 	if (state && strlen(state) == 5)
 		sqlerrcode = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
@@ -177,18 +199,35 @@ static DurableReplyStatus
 wait_for_reply(int hostno, uint64 seq, uint32 generation, DurableParts *parts)
 {
 	DurableHostShared *host = DurableHost(hostno);
+	TimestampTz down_since = 0;
 
 	for (;;)
 	{
 		DurableReplyStatus status = DurableReplySlotTake(seq, parts);
 		uint32		now_generation;
+		pid_t		pid;
 
 		if (status != DURABLE_REPLY_NONE)
 			return status;
 
 		SpinLockAcquire(&host->mutex);
 		now_generation = host->generation;
+		pid = host->pid;
 		SpinLockRelease(&host->mutex);
+
+		/* a host restarts within seconds; one that stays down may never come */
+		if (pid != 0)
+			down_since = 0;
+		else if (down_since == 0)
+			down_since = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(down_since, GetCurrentTimestamp(),
+											HOST_DOWN_LIMIT_MS))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("durable host %d is not running", hostno),
+					 errdetail("The call was not started."),
+					 errhint("See the server log. The hosts need durable.hosts free background worker slots (max_worker_processes).")));
+
 		if (now_generation != generation)
 		{
 			/* the host's exit callback publishes before bumping: look once more */
@@ -205,12 +244,196 @@ wait_for_reply(int hostno, uint64 seq, uint32 generation, DurableParts *parts)
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (DurableInHost())
+			DurableHostServeMailbox();
 	}
+}
+
+/*
+ * DurableCheckCallArgs
+ *		Validate the (class, id, method, args) arguments of durable.call and
+ *		durable.send, check the class exists and that the current role may
+ *		call it (EXECUTE on its handler).
+ */
+void
+DurableCheckCallArgs(FunctionCallInfo fcinfo, char **class_name, char **id,
+					 char **method, Jsonb **args)
+{
+	DurableClass cls;
+	AclResult	aclresult;
+
+	DurableCheckReady();
+	check_not_null(fcinfo, 0, "class");
+	check_not_null(fcinfo, 1, "object id");
+	check_not_null(fcinfo, 2, "method");
+	check_not_null(fcinfo, 3, "args");
+	*class_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	*id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	*method = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	*args = PG_GETARG_JSONB_P(3);
+
+	DurableCheckClassName(*class_name);
+	DurableCheckId(*id);
+	check_method(*method);
+	DurableCheckMessageSize(VARSIZE(*args), "call argument");
+
+	DurableClassLookup(*class_name, &cls, false);
+	if (!OidIsValid(cls.handler))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler of durable class \"%s\" no longer exists", *class_name),
+				 errhint("Define the class again with durable.define_class().")));
+	aclresult = DurableProcAclcheck(cls.handler, GetUserId(), ACL_EXECUTE);
+	if (aclresult != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to call objects of class \"%s\"", *class_name),
+				 errhint("A role needs EXECUTE on the class handler %s.",
+						 format_procedure(cls.handler))));
+}
+
+/*
+ * check_wait_cycle
+ *		ERROR 40P01 if following "waits on" from host target comes back to this
+ *		host: a cycle of synchronous calls that would never end.  A host that
+ *		waits in our own call chain ends the walk: it serves our chain's calls
+ *		while it waits (its mailbox).
+ */
+static void
+check_wait_cycle(int target, uint64 chain)
+{
+	int			h = target;
+	int			steps;
+
+	for (steps = 0; h >= 0 && steps <= DurableHostCount(); steps++)
+	{
+		DurableHostShared *host;
+		uint64		host_chain;
+
+		if (h == durable_host_number)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+					 errmsg("deadlock detected: a cycle of synchronous calls between objects"),
+					 errdetail("Host %d waits on host %d, which waits (directly or not) on host %d.",
+							   durable_host_number, target, durable_host_number),
+					 errhint("Use durable.send() for one direction of the conversation.")));
+		host = DurableHost(h);
+		SpinLockAcquire(&host->mutex);
+		host_chain = host->waiting_chain;
+		h = host->waiting_for - 1;
+		SpinLockRelease(&host->mutex);
+		if (host_chain == chain)
+			break;
+	}
+}
+
+/*
+ * hand_to_waiting_host
+ *		If host hostno waits in call chain req->chain, put the request in its
+ *		mailbox (it runs it nested in its waiting call) and wake it.
+ */
+static bool
+hand_to_waiting_host(int hostno, const DurableRequest *req, uint32 *generation)
+{
+	DurableHostShared *host = DurableHost(hostno);
+	bool		handed = false;
+	int			procno = -1;
+
+	SpinLockAcquire(&host->mutex);
+	if (host->pid != 0 && host->waiting_chain == req->chain && !host->mailbox_full)
+	{
+		host->mailbox = *req;
+		host->mailbox_full = true;
+		procno = host->procno;
+		handed = true;
+	}
+	*generation = host->generation;
+	SpinLockRelease(&host->mutex);
+	if (handed)
+		DurableWakeProc(procno);
+	return handed;
+}
+
+/*
+ * route_and_wait
+ *		Put the call on its host's ring and wait for the reply; returns its
+ *		status with the reply in *reply.
+ *
+ *		In a host (a nested call to an object of another host) the wait is a
+ *		link of a call chain: this host records whom it waits on, serves calls
+ *		of the same chain that come back to it while it waits, and a wait that
+ *		would close a cycle with other chains ends in ERROR 40P01.
+ */
+static DurableReplyStatus
+route_and_wait(int hostno, DurableParts *parts, DurableParts *reply)
+{
+	static uint64 chains_started = 0;
+	DurableRequest req;
+	uint32		generation;
+	DurableReplyStatus status = DURABLE_REPLY_NONE;
+	bool		nested = DurableInHost();
+
+	memset(&req, 0, sizeof(req));
+	req.seq = DurableReplySlotBegin();
+	req.caller = MyProc->pgprocno;
+	req.kind = DURABLE_REQUEST_CALL;
+	req.message = DurableMessageStore(parts);
+	if (!DsaPointerIsValid(req.message))
+	{
+		DurableReplySlotAbandon(req.seq);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of shared memory for a durable call")));
+	}
+
+	PG_TRY();
+	{
+		if (nested)
+		{
+			DurableHostShared *me = DurableHost(durable_host_number);
+
+			if (durable_current_chain == 0)
+				durable_current_chain = ((uint64) (durable_host_number + 1) << 48) |
+					(++chains_started & (((uint64) 1 << 48) - 1));
+			req.chain = durable_current_chain;
+			SpinLockAcquire(&me->mutex);
+			me->waiting_for = hostno + 1;
+			me->waiting_chain = req.chain;
+			SpinLockRelease(&me->mutex);
+		}
+		if (!nested || !hand_to_waiting_host(hostno, &req, &generation))
+		{
+			if (nested)
+				check_wait_cycle(hostno, req.chain);
+			if (!DurableEnqueue(hostno, &req, &generation))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("the queue of durable host %d is full", hostno)));
+		}
+		req.message = InvalidDsaPointer;	/* the host owns it now */
+		status = wait_for_reply(hostno, req.seq, generation, reply);
+	}
+	PG_CATCH();
+	{
+		if (nested)
+			DurableHostRefuseMailbox();
+		DurableMessageFree(req.message);
+		DurableReplySlotAbandon(req.seq);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (nested)
+		DurableHostRefuseMailbox();
+	return status;
 }
 
 /*
  * durable_call
  *		durable.call(class text, id text, method text, args jsonb) RETURNS jsonb
+ *
+ * From a session: route to the object's host and wait.  Inside a handler
+ * (nested call): an object of the same host runs right here, inline; an
+ * object of another host is routed like any call while this host waits.
  */
 Datum
 durable_call(PG_FUNCTION_ARGS)
@@ -219,48 +442,23 @@ durable_call(PG_FUNCTION_ARGS)
 	char	   *id;
 	char	   *method;
 	Jsonb	   *args;
-	DurableClass cls;
-	AclResult	aclresult;
 	DurableParts parts;
-	DurableRequest req;
-	int			hostno;
-	uint32		generation;
-	DurableReplyStatus status = DURABLE_REPLY_NONE;
 	DurableParts reply;
+	DurableReplyStatus status;
+	int			hostno;
 
-	DurableCheckReady();
-	check_not_null(fcinfo, 0, "class");
-	check_not_null(fcinfo, 1, "object id");
-	check_not_null(fcinfo, 2, "method");
-	check_not_null(fcinfo, 3, "args");
-	class_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	id = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	method = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	args = PG_GETARG_JSONB_P(3);
+	DurableCheckCallArgs(fcinfo, &class_name, &id, &method, &args);
+	hostno = DurableHostFor(class_name, id);
 
-	DurableCheckClassName(class_name);
-	DurableCheckId(id);
-	check_method(method);
-	DurableCheckMessageSize(VARSIZE(args), "call argument");
+	if (DurableInHost() && hostno == durable_host_number)
+	{
+		bool		isnull;
+		Jsonb	   *result = DurableInvokeNested(class_name, id, method, args, &isnull);
 
-	if (DurableInHost())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("durable.call() cannot be used inside an object handler yet")));
-
-	DurableClassLookup(class_name, &cls, false);
-	if (!OidIsValid(cls.handler))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("the handler of durable class \"%s\" no longer exists", class_name),
-				 errhint("Define the class again with durable.define_class().")));
-	aclresult = DurableProcAclcheck(cls.handler, GetUserId(), ACL_EXECUTE);
-	if (aclresult != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to call objects of class \"%s\"", class_name),
-				 errhint("A role needs EXECUTE on the class handler %s.",
-						 format_procedure(cls.handler))));
+		if (isnull)
+			PG_RETURN_NULL();
+		PG_RETURN_JSONB_P(result);
+	}
 
 	memset(&parts, 0, sizeof(parts));
 	parts.nparts = 4;
@@ -273,40 +471,14 @@ durable_call(PG_FUNCTION_ARGS)
 	parts.data[3] = (const char *) args;
 	parts.len[3] = VARSIZE(args);
 
-	hostno = DurableHostFor(class_name, id);
-	req.seq = DurableReplySlotBegin();
-	req.caller = MyProc->pgprocno;
-	req.kind = DURABLE_REQUEST_CALL;
-	req.message = DurableMessageStore(&parts);
-	if (!DsaPointerIsValid(req.message))
-	{
-		DurableReplySlotAbandon(req.seq);
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of shared memory for a durable call")));
-	}
-	if (!DurableEnqueue(hostno, &req, &generation))
-	{
-		DurableMessageFree(req.message);
-		DurableReplySlotAbandon(req.seq);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("the queue of durable host %d is full", hostno)));
-	}
-
-	PG_TRY();
-	{
-		status = wait_for_reply(hostno, req.seq, generation, &reply);
-	}
-	PG_CATCH();
-	{
-		DurableReplySlotAbandon(req.seq);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
+	status = route_and_wait(hostno, &parts, &reply);
 	if (status == DURABLE_REPLY_ERROR)
 		raise_reply_error(&reply, class_name, id, method);
+	if (reply.nparts < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("durable call committed, but its result could not be returned"),
+				 errdetail("The host ran out of shared memory for the reply.")));
 	if (reply.nparts < 1 || reply.isnull[0])
 		PG_RETURN_NULL();
 	PG_RETURN_JSONB_P((Jsonb *) reply.data[0]);

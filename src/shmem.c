@@ -385,7 +385,7 @@ DurableReplySlotWaiting(int procno, uint64 seq)
 /*
  * DurableReplySlotPublish
  *		Hand a reply to the caller waiting in slot procno for call seq, and wake
- *		it.  Never throws: if shared memory is exhausted the caller gets an error
+ *		it.  Never throws: if shared memory is exhausted the caller gets the
  *		status without payload.  Returns false if the caller no longer waits.
  */
 bool
@@ -396,8 +396,7 @@ DurableReplySlotPublish(int procno, uint64 seq, DurableReplyStatus status,
 	dsa_pointer dp = parts ? DurableMessageStore(parts) : InvalidDsaPointer;
 	bool		delivered = false;
 
-	if (parts && !DsaPointerIsValid(dp))
-		status = DURABLE_REPLY_ERROR;
+	/* out of shared memory: the status still arrives, without its payload */
 
 	SpinLockAcquire(&slot->mutex);
 	if (slot->waiting_seq == seq && slot->done_seq != seq)

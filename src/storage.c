@@ -296,8 +296,11 @@ durable_put_many(PG_FUNCTION_ARGS)
 			level--;
 		else if (tok == WJB_KEY && level == 1)
 			check_key_length(v.val.string.len);
-		else if (tok == WJB_VALUE && level == 1 && v.type == jbvBinary)
-			DurableCheckMessageSize(v.val.binary.len, "storage value");
+		else if (tok == WJB_VALUE && level == 1)
+			DurableCheckMessageSize(v.type == jbvBinary ? v.val.binary.len :
+									v.type == jbvString ? v.val.string.len :
+									v.type == jbvNumeric ? VARSIZE(v.val.numeric) : 0,
+									"storage value");
 	}
 
 	extra[0] = PointerGetDatum(entries);

@@ -1,0 +1,104 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *	  durable.send(): run a call exactly once after the sender commits.
+ *
+ * send() validates like call() (unknown class, privileges and sizes fail at
+ * send time) and inserts a row into durable._outbox inside the caller's
+ * transaction: it exists only if the caller commits.  A transaction callback,
+ * registered once per process, wakes the target hosts when the transaction
+ * commits, so they run the sends at once instead of at their next tick.
+ * Running, retrying and dead-lettering are in work.c.
+ *
+ * IDENTIFICATION
+ *	  src/outbox.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_durable_objects.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(durable_send);
+
+static SPIPlanPtr insert_plan = NULL;
+static uint64 hosts_to_wake = 0;	/* bit per host with sends in this transaction */
+static bool callback_registered = false;
+
+/*
+ * DurableWakeHostForWork
+ *		Tell a host that new sends are committed for it, and wake it.
+ */
+void
+DurableWakeHostForWork(int hostno)
+{
+	DurableHostShared *host = DurableHost(hostno);
+	int			procno = -1;
+
+	SpinLockAcquire(&host->mutex);
+	host->work_pending = true;
+	if (host->pid != 0)
+		procno = host->procno;
+	SpinLockRelease(&host->mutex);
+	if (procno >= 0)
+		DurableWakeProc(procno);
+}
+
+static void
+wake_at_commit(XactEvent event, void *arg)
+{
+	int			i;
+
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		for (i = 0; i < DurableHostCount() && hosts_to_wake != 0; i++)
+			if (hosts_to_wake & ((uint64) 1 << i))
+				DurableWakeHostForWork(i);
+		hosts_to_wake = 0;
+	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		hosts_to_wake = 0;
+}
+
+/*
+ * durable_send
+ *		durable.send(class text, id text, method text, args jsonb) RETURNS void
+ */
+Datum
+durable_send(PG_FUNCTION_ARGS)
+{
+	char	   *class_name;
+	char	   *id;
+	char	   *method;
+	Jsonb	   *args;
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT8OID};
+	Datum		values[5];
+	DurableSpiState spi;
+	uint32		shard;
+
+	DurableCheckCallArgs(fcinfo, &class_name, &id, &method, &args);
+	shard = DurableObjectShard(class_name, id);
+
+	values[0] = CStringGetTextDatum(class_name);
+	values[1] = CStringGetTextDatum(id);
+	values[2] = CStringGetTextDatum(method);
+	values[3] = JsonbPGetDatum(args);
+	values[4] = Int64GetDatum((int64) shard);
+	DurableSpiBegin(&spi);
+	DurableSpiExecute(DurableSpiPlan(&insert_plan,
+									 "INSERT INTO durable._outbox (class, id, method, args, shard) "
+									 "VALUES ($1, $2, $3, $4, $5)",
+									 5, types),
+					  values, NULL, false, SPI_OK_INSERT);
+	DurableSpiEnd(&spi);
+
+	if (!callback_registered)
+	{
+		RegisterXactCallback(wake_at_commit, NULL);
+		callback_registered = true;
+	}
+	hosts_to_wake |= (uint64) 1 << (shard % (uint32) DurableHostCount());
+	PG_RETURN_VOID();
+}
