@@ -195,6 +195,19 @@ DurableSpiExecute(SPIPlanPtr plan, Datum *values, const char *nulls,
 }
 
 /*
+ * DurableSpiRun
+ *		Execute statement stmt, prepared into *plan on first use, expecting SPI
+ *		result code expected (SPI_OK_SELECT runs read-only).
+ */
+void
+DurableSpiRun(const DurableStatement *stmt, SPIPlanPtr *plan, Datum *values,
+			  const char *nulls, int expected)
+{
+	DurableSpiExecute(DurableSpiPlan(plan, stmt->sql, stmt->nargs, (Oid *) stmt->argtypes),
+					  values, nulls, expected == SPI_OK_SELECT, expected);
+}
+
+/*
  * DurableCheckClassName
  *		ERROR 22023 unless name matches ^[a-z_][a-z0-9_]{0,62}$.
  */

@@ -159,6 +159,17 @@ extern SPIPlanPtr DurableSpiPlan(SPIPlanPtr *cache, const char *sql, int nargs, 
 extern void DurableSpiExecute(SPIPlanPtr plan, Datum *values, const char *nulls,
 							  bool read_only, int expected);
 
+/* a statement prepared once per process on first use, see DurableSpiRun */
+typedef struct DurableStatement
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[8];
+} DurableStatement;
+
+extern void DurableSpiRun(const DurableStatement *stmt, SPIPlanPtr *plan, Datum *values,
+						  const char *nulls, int expected);
+
 #if PG_VERSION_NUM >= 160000
 #define DurableProcOwnercheck(proc, role) \
 	object_ownercheck(ProcedureRelationId, (proc), (role))

@@ -58,12 +58,7 @@ enum
 	" WHERE class OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2 "
 
 /* the statements; $1 = class and $2 = id in all of them */
-static const struct
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[6];
-}			statements[PLAN_COUNT] =
+static const DurableStatement statements[PLAN_COUNT] =
 {
 	[PLAN_GET] = {
 		"SELECT value FROM durable._storage" OBJECT_SQL
@@ -136,9 +131,7 @@ run_statement(int which, const char *function, DurableSpiState *spi,
 		nulls[i] = extra_nulls ? extra_nulls[i - 2] : ' ';
 	}
 	DurableSpiBegin(spi);
-	DurableSpiExecute(DurableSpiPlan(&plans[which], statements[which].sql, nargs,
-									 (Oid *) statements[which].argtypes),
-					  values, nulls, expected == SPI_OK_SELECT, expected);
+	DurableSpiRun(&statements[which], &plans[which], values, nulls, expected);
 }
 
 static void

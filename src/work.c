@@ -53,12 +53,7 @@ enum
 	"   AND name OPERATOR(pg_catalog.=) $6 AND at OPERATOR(pg_catalog.=) $7"
 #define MINE " (shard OPERATOR(pg_catalog.%) $1) OPERATOR(pg_catalog.=) $2 "
 
-static const struct
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[7];
-}			statements[PLAN_COUNT] =
+static const DurableStatement statements[PLAN_COUNT] =
 {
 	[PLAN_CLAIM_SEND] = {
 		"DELETE FROM durable._outbox WHERE seq OPERATOR(pg_catalog.=) $1",
@@ -126,10 +121,7 @@ static SPIPlanPtr plans[PLAN_COUNT];
 static void
 execute(int which, Datum *values, int expected)
 {
-	DurableSpiExecute(DurableSpiPlan(&plans[which], statements[which].sql,
-									 statements[which].nargs,
-									 (Oid *) statements[which].argtypes),
-					  values, NULL, expected == SPI_OK_SELECT, expected);
+	DurableSpiRun(&statements[which], &plans[which], values, NULL, expected);
 }
 
 /*
