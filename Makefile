@@ -28,8 +28,8 @@ all install:
 	@exit 1
 endif
 
-# every module includes the shared header
-$(OBJS): src/pg_durable_objects.h
+# the module headers (any module may include either)
+$(OBJS): src/pg_durable_objects.h src/gateway.h
 
 .PHONY: test demo bench deps
 deps:

@@ -92,6 +92,21 @@ COMMENT ON SEQUENCE durable._dead_letters_seq_seq IS 'Private: numbering of dura
 COMMENT ON TABLE durable._dead_letters IS
     'Private: sends and alarms that failed every attempt, with their last error';
 
+-- Open WebSockets of objects, written by the hosts: $connect inserts, $close deletes.
+-- epoch is the start time of the gateway that owns the socket; rows of older gateways are stale.
+CREATE UNLOGGED TABLE durable._sockets (
+    socket        bigint PRIMARY KEY,
+    class         text COLLATE "C" NOT NULL,
+    id            text COLLATE "C" NOT NULL,
+    tags          text[] NOT NULL DEFAULT '{}',
+    attachment    jsonb,
+    connected_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    epoch         bigint NOT NULL
+);
+CREATE INDEX ON durable._sockets (class, id);
+COMMENT ON TABLE durable._sockets IS
+    'Private: open WebSockets of objects, with their tags and attachment (transient)';
+
 SELECT pg_catalog.pg_extension_config_dump('durable._classes', '');
 SELECT pg_catalog.pg_extension_config_dump('durable._storage', '');
 SELECT pg_catalog.pg_extension_config_dump('durable._alarms', '');
@@ -101,7 +116,7 @@ SELECT pg_catalog.pg_extension_config_dump('durable._outbox_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('durable._dead_letters_seq_seq', '');
 
 REVOKE ALL ON durable._classes, durable._storage, durable._residency, durable._alarms,
-    durable._outbox, durable._dead_letters FROM PUBLIC;
+    durable._outbox, durable._dead_letters, durable._sockets FROM PUBLIC;
 
 --------------------------------------------------------------------------------
 -- Administration
@@ -229,6 +244,55 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION durable.delete_alarm(text) IS
     'Cancel the named alarm of the current object; true if it was set';
 
+CREATE FUNCTION durable.socket()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'durable_socket'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.socket() IS
+    'The socket whose frame started the current call, NULL for other calls';
+
+CREATE FUNCTION durable.sockets(tag text DEFAULT NULL)
+RETURNS TABLE (socket bigint, tags text[], attachment jsonb, connected_at timestamptz)
+AS 'MODULE_PATHNAME', 'durable_sockets'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.sockets(text) IS
+    'Open sockets of the current object (with the tag, when given)';
+
+CREATE FUNCTION durable.broadcast(message jsonb, tag text DEFAULT NULL, exclude bigint DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_broadcast'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.broadcast(jsonb, text, bigint) IS
+    'Send message to every socket of the current object (with the tag; but exclude) after the call commits';
+
+CREATE FUNCTION durable.socket_send(socket bigint, message jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_socket_send'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.socket_send(bigint, jsonb) IS
+    'Send message to one socket of the current object after the call commits';
+
+CREATE FUNCTION durable.socket_close(socket bigint, code integer DEFAULT 1000, reason text DEFAULT '')
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_socket_close'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.socket_close(bigint, integer, text) IS
+    'Close a socket of the current object after the call commits';
+
+CREATE FUNCTION durable.set_attachment(socket bigint, attachment jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_set_attachment'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.set_attachment(bigint, jsonb) IS
+    'Keep attachment with a socket of the current object while it is open, across hibernation';
+
+CREATE FUNCTION durable._gateway_epoch()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'durable_gateway_epoch'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION durable._gateway_epoch() IS
+    'Private: start time of the running gateway; socket rows of other epochs are stale';
+
 --------------------------------------------------------------------------------
 -- Views
 --------------------------------------------------------------------------------
@@ -278,21 +342,31 @@ COMMENT ON VIEW durable.classes IS
     'Classes the current role owns (superusers: all), with their handler and options';
 
 CREATE VIEW durable.objects WITH (security_barrier) AS
-SELECT o.class, o.id, o.keys, o.bytes, o.sockets, o.in_memory, o.last_call_at
-  FROM (SELECT coalesce(s.class, r.class) AS class,
-               coalesce(s.id, r.id) AS id,
-               coalesce(s.keys, 0) AS keys,
-               coalesce(s.bytes, 0) AS bytes,
-               0::bigint AS sockets,
-               r.id IS NOT NULL AS in_memory,
-               r.last_call_at
-          FROM (SELECT st.class, st.id, pg_catalog.count(*) AS keys,
-                       pg_catalog.sum(pg_catalog.octet_length(st.key) OPERATOR(pg_catalog.+)
-                                      pg_catalog.pg_column_size(st.value))::bigint AS bytes
-                  FROM durable._storage st
-                 GROUP BY st.class, st.id) s
-          FULL JOIN durable._residency r ON r.class OPERATOR(pg_catalog.=) s.class
-                                        AND r.id OPERATOR(pg_catalog.=) s.id) o
+SELECT o.class, o.id,
+       coalesce(s.keys, 0) AS keys,
+       coalesce(s.bytes, 0) AS bytes,
+       coalesce(k.sockets, 0) AS sockets,
+       r.id IS NOT NULL AS in_memory,
+       r.last_call_at
+  FROM (SELECT st.class, st.id FROM durable._storage st
+        UNION
+        SELECT re.class, re.id FROM durable._residency re
+        UNION
+        SELECT so.class, so.id FROM durable._sockets so
+         WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()) o
+  LEFT JOIN (SELECT st.class, st.id, pg_catalog.count(*) AS keys,
+                    pg_catalog.sum(pg_catalog.octet_length(st.key) OPERATOR(pg_catalog.+)
+                                   pg_catalog.pg_column_size(st.value))::bigint AS bytes
+               FROM durable._storage st
+              GROUP BY st.class, st.id) s
+         ON s.class OPERATOR(pg_catalog.=) o.class AND s.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN (SELECT so.class, so.id, pg_catalog.count(*) AS sockets
+               FROM durable._sockets so
+              WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()
+              GROUP BY so.class, so.id) k
+         ON k.class OPERATOR(pg_catalog.=) o.class AND k.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN durable._residency r
+         ON r.class OPERATOR(pg_catalog.=) o.class AND r.id OPERATOR(pg_catalog.=) o.id
   LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) o.class
   LEFT JOIN pg_catalog.pg_proc p
          ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler)
@@ -326,5 +400,16 @@ SELECT d.seq, d.kind, d.class, d.id, d.method, d.args, d.attempts, d.last_error,
 COMMENT ON VIEW durable.dead_letters IS
     'Sends and alarms of classes the current role owns that failed every attempt, with the last error';
 
+CREATE VIEW durable.sockets_all WITH (security_barrier) AS
+SELECT so.class, so.id, so.socket, so.tags, so.attachment, so.connected_at
+  FROM durable._sockets so
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) so.class
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler)
+ WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()
+   AND durable._visible(p.proowner);
+COMMENT ON VIEW durable.sockets_all IS
+    'Every open socket of the classes the current role owns (superusers: all): presence as a table';
+
 GRANT SELECT ON durable.classes, durable.objects, durable.hosts, durable.alarms,
-    durable.dead_letters TO PUBLIC;
+    durable.dead_letters, durable.sockets_all TO PUBLIC;

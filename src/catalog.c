@@ -312,4 +312,5 @@ DurableClassesChanged(void)
 {
 	require_extension();
 	CacheInvalidateRelcacheByRelid(classes_relid);
+	DurableClassesChangedAtCommit();
 }

@@ -117,7 +117,9 @@ check_options(Jsonb *options)
 				req = getKeyJsonValueFromContainer(&ar->root, "request", 7, NULL);
 				resp = getKeyJsonValueFromContainer(&ar->root, "response", 8, NULL);
 				ok = req && resp && req->type == jbvString && resp->type == jbvString &&
-					JsonContainerSize(&ar->root) == 2;
+					JsonContainerSize(&ar->root) == 2 &&
+					req->val.string.len <= DURABLE_MAX_AUTO_RESPONSE &&
+					resp->val.string.len <= DURABLE_MAX_AUTO_RESPONSE;
 			}
 		}
 		else
@@ -129,7 +131,7 @@ check_options(Jsonb *options)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for class option \"%s\"", name),
-					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text}.")));
+					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text} of at most " CppAsString2(DURABLE_MAX_AUTO_RESPONSE) " bytes each.")));
 	}
 }
 

@@ -101,15 +101,104 @@ publish_error(const DurableRequest *req, int sqlerrcode, const char *message,
 }
 
 /*
+ * publish_gateway_reply
+ *		Answer a request of the gateway: the result of a socket's "call" frame
+ *		or of an HTTP call, or the error of any socket-started call.
+ */
+static void
+publish_gateway_reply(DurableCall *call)
+{
+	const char *data[6];
+	DurableParts parts;
+	int			i;
+	bool		is_error = call->status == DURABLE_REPLY_ERROR;
+
+	if (!is_error && call->frame_id == NULL && call->socket != 0)
+		return;					/* $message, $close: nothing to answer */
+	if (strcmp(call->method, "$close") == 0)
+		return;					/* the socket is gone */
+
+	memset(&parts, 0, sizeof(parts));
+	data[0] = is_error ? "error" : "reply";
+	data[1] = psprintf(INT64_FORMAT, call->socket);
+	data[2] = call->token;
+	data[3] = call->frame_id;
+	if (is_error)
+	{
+		data[4] = unpack_sql_state(call->error->sqlerrcode);
+		data[5] = call->error->message ? call->error->message : "unknown error";
+	}
+	else
+	{
+		data[4] = call->result ? JsonbToCString(NULL, &call->result->root,
+												VARSIZE(call->result)) : "null";
+		data[5] = NULL;
+	}
+	parts.nparts = 6;
+	for (i = 0; i < 6; i++)
+	{
+		parts.data[i] = data[i];
+		parts.isnull[i] = data[i] == NULL;
+		parts.len[i] = data[i] ? strlen(data[i]) : 0;
+	}
+	DurableGatewayPush(&parts);
+}
+
+/*
+ * publish_connect
+ *		Tell the gateway whether $connect accepted its socket.  Goes out before
+ *		the messages the $connect call sent, so they arrive right after the open.
+ */
+static void
+publish_connect(DurableCall *call)
+{
+	bool		accept = call->status == DURABLE_REPLY_OK && call->connect_accept;
+	const char *data[6];
+	DurableParts parts;
+	int			i;
+
+	memset(&parts, 0, sizeof(parts));
+	data[0] = "connect";
+	data[1] = psprintf(INT64_FORMAT, call->socket);
+	data[2] = accept ? "t" : "f";
+	data[3] = psprintf("%d", call->status == DURABLE_REPLY_OK ? call->connect_code : 1011);
+	data[4] = call->status == DURABLE_REPLY_OK ? call->connect_reason :
+		(call->error->message ? call->error->message : "");
+	data[5] = accept ? call->connect_tags : "[]";
+	parts.nparts = 6;
+	for (i = 0; i < 6; i++)
+	{
+		parts.data[i] = data[i];
+		parts.len[i] = strlen(data[i]);
+	}
+	if (parts.len[4] > 123)
+		parts.len[4] = 123;
+	DurableGatewayPush(&parts);
+}
+
+/*
  * publish_outcome
- *		Answer the caller of one finished call.  Must not throw.
+ *		After commit: release what one call produced, in this order: a socket's
+ *		acceptance, the messages for sockets, the reply.  Must not throw.
  */
 static void
 publish_outcome(DurableCall *call)
 {
 	DurableParts parts;
+	bool		from_gateway = call->source == DURABLE_SOURCE_REQUEST &&
+		call->req.kind == DURABLE_REQUEST_GATEWAY;
 
-	if (call->skipped || call->req.caller < 0)
+	if (call->skipped)
+		return;
+	if (from_gateway && strcmp(call->method, "$connect") == 0)
+		publish_connect(call);
+	DurableOutboundPublish(call);
+	if (from_gateway)
+	{
+		publish_gateway_reply(call);
+		return;
+	}
+	if (call->source != DURABLE_SOURCE_REQUEST || call->req.caller < 0)
 		return;
 	if (call->status == DURABLE_REPLY_ERROR)
 	{
@@ -131,19 +220,66 @@ publish_outcome(DurableCall *call)
 }
 
 /*
+ * fail_call
+ *		Give call an error made of the given fields and answer it.
+ */
+static void
+fail_call(DurableCall *call, int sqlerrcode, const char *message, const char *detail)
+{
+	ErrorData  *e = palloc0(sizeof(ErrorData));
+
+	e->sqlerrcode = sqlerrcode;
+	e->message = pstrdup(message);
+	e->detail = detail ? pstrdup(detail) : NULL;
+	call->status = DURABLE_REPLY_ERROR;
+	call->error = e;
+	publish_outcome(call);
+}
+
+/*
  * fail_batch
- *		Answer every call of the held batch with the same error.
+ *		Answer every call of the held batch with the same error.  Nothing the
+ *		calls queued for sockets goes out: they did not commit.
  */
 static void
 fail_batch(int sqlerrcode, const char *message, const char *detail)
 {
 	int			i;
 
+	DurableOutboundReset();
 	for (i = 0; i < batch_size; i++)
 		if (!batch[i].skipped)
-			publish_error(&batch[i].req, sqlerrcode, message, detail, NULL, NULL);
+			fail_call(&batch[i], sqlerrcode, message, detail);
 	batch_size = 0;
 	batch_state = BATCH_IDLE;
+}
+
+/*
+ * load_request
+ *		Fill call from a ring request, copying its message into the current
+ *		memory context (and freeing it in shared memory).
+ */
+static void
+load_request(const DurableRequest *req, DurableCall *call)
+{
+	DurableParts parts;
+
+	memset(call, 0, sizeof(*call));
+	call->source = DURABLE_SOURCE_REQUEST;
+	call->req = *req;
+	DurableMessageLoad(req->message, &parts);
+	call->class_name = (char *) parts.data[0];
+	call->id = (char *) parts.data[1];
+	call->method = (char *) parts.data[2];
+	if (req->kind == DURABLE_REQUEST_GATEWAY)
+	{
+		call->args_text = (char *) parts.data[3];
+		call->socket = parts.isnull[4] ? 0 : strtoi64(parts.data[4], NULL, 10);
+		call->token = (char *) parts.data[5];
+		call->frame_id = parts.isnull[6] ? NULL : (char *) parts.data[6];
+	}
+	else
+		call->args = (Jsonb *) parts.data[3];
 }
 
 /*
@@ -157,28 +293,22 @@ DurableHostServeMailbox(void)
 {
 	DurableHostShared *host = DurableHost(durable_host_number);
 	DurableCall call;
-	DurableParts parts;
+	DurableRequest req;
 	bool		have;
 
-	memset(&call, 0, sizeof(call));
 	SpinLockAcquire(&host->mutex);
 	have = host->mailbox_full;
 	if (have)
 	{
-		call.req = host->mailbox;
+		req = host->mailbox;
 		host->mailbox_full = false;
 	}
 	SpinLockRelease(&host->mutex);
 	if (!have)
 		return;
 
-	call.source = DURABLE_SOURCE_REQUEST;
+	load_request(&req, &call);
 	call.nested = true;
-	DurableMessageLoad(call.req.message, &parts);
-	call.class_name = (char *) parts.data[0];
-	call.id = (char *) parts.data[1];
-	call.method = (char *) parts.data[2];
-	call.args = (Jsonb *) parts.data[3];
 	DurableInvoke(&call, CurrentMemoryContext);
 	publish_outcome(&call);
 }
@@ -241,10 +371,12 @@ host_exit(int code, Datum arg)
 	{
 		for (i = 0; i < n; i++)
 		{
-			DurableMessageFree(reqs[i].message);
-			publish_error(&reqs[i], ERRCODE_ADMIN_SHUTDOWN,
-						  "durable host exited before the call started",
-						  "The call was not run.", NULL, NULL);
+			DurableCall call;
+
+			load_request(&reqs[i], &call);
+			fail_call(&call, ERRCODE_ADMIN_SHUTDOWN,
+					  "durable host exited before the call started",
+					  "The call was not run.");
 		}
 	}
 
@@ -268,19 +400,7 @@ take_batch(void)
 	n = DurableDequeue(durable_host_number, reqs,
 					   Min(durable_max_batch, DURABLE_BATCH_LIMIT));
 	for (i = 0; i < n; i++)
-	{
-		DurableCall *call = &batch[i];
-		DurableParts parts;
-
-		memset(call, 0, sizeof(*call));
-		call->source = DURABLE_SOURCE_REQUEST;
-		call->req = reqs[i];
-		DurableMessageLoad(reqs[i].message, &parts);
-		call->class_name = (char *) parts.data[0];
-		call->id = (char *) parts.data[1];
-		call->method = (char *) parts.data[2];
-		call->args = (Jsonb *) parts.data[3];
-	}
+		load_request(&reqs[i], &batch[i]);
 	batch_size = n;
 	if (n > 0)
 		batch_state = BATCH_RUNNING;
@@ -309,6 +429,7 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		pgstat_report_activity(STATE_RUNNING, "durable batch");
+		DurableOutboundReset();
 		if (fetch_work)
 		{
 			MemoryContextSwitchTo(BatchContext);
@@ -324,10 +445,11 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 		{
 			DurableCall *call = &calls[i];
 
-			call->skipped = call->source == DURABLE_SOURCE_REQUEST &&
+			call->skipped = call->source == DURABLE_SOURCE_REQUEST && call->req.caller >= 0 &&
 				!DurableReplySlotWaiting(call->req.caller, call->req.seq);
 			if (call->skipped)
 				continue;
+			DurableOutboundSetCall(call);
 			DurableInvoke(call, BatchContext);
 			all_async &= call->async_commit;
 		}
@@ -594,6 +716,8 @@ DurableHostMain(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		if (durable_host_number == 0)
+			DurableClassDirMaintain();
 
 		MemoryContextReset(BatchContext);
 		MemoryContextSwitchTo(BatchContext);

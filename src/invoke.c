@@ -38,6 +38,7 @@
 #define MAX_NESTING 32
 static const char *running_class[MAX_NESTING];
 static const char *running_id[MAX_NESTING];
+static int64 running_socket[MAX_NESTING];
 static int	nrunning = 0;
 
 /*
@@ -48,6 +49,17 @@ bool
 DurableInHost(void)
 {
 	return durable_host_number >= 0;
+}
+
+/*
+ * DurableCurrentSocket
+ *		The socket whose frame started the running call, 0 if none (or if the
+ *		running handler is a nested call of another object).
+ */
+int64
+DurableCurrentSocket(void)
+{
+	return nrunning > 0 ? running_socket[nrunning - 1] : 0;
 }
 
 /*
@@ -77,7 +89,7 @@ DurableCurrentObject(const char *function, const char **class_name, const char *
  */
 static Datum
 run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
-			bool *isnull)
+			int64 socket, bool *isnull)
 {
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(fcinfo, 3);
@@ -105,6 +117,7 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 	nestlevel = NewGUCNestLevel();
 	running_class[nrunning] = cls->name;
 	running_id[nrunning] = id;
+	running_socket[nrunning] = socket;
 	nrunning++;
 
 	PG_TRY();
@@ -158,7 +171,7 @@ DurableInvokeNested(const char *class_name, const char *id, const char *method,
 	Datum		result;
 
 	lookup_runnable(class_name, &cls);
-	result = run_handler(&cls, id, method, args, isnull);
+	result = run_handler(&cls, id, method, args, 0, isnull);
 	if (*isnull)
 		return NULL;
 	return DatumGetJsonbP(result);
@@ -197,9 +210,15 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 			/* a nested call runs under the time limit of its outermost call */
 			if (durable_call_timeout > 0 && !call->nested)
 				enable_timeout_after(STATEMENT_TIMEOUT, durable_call_timeout);
+			if (call->args_text != NULL)
+				call->args = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																CStringGetDatum(call->args_text)));
+			DurableSocketBeforeCall(call);
 			durable_current_chain = call->req.chain;
-			result = run_handler(&cls, call->id, call->method, call->args, &isnull);
+			result = run_handler(&cls, call->id, call->method, call->args, call->socket,
+								 &isnull);
 			durable_current_chain = outer_chain;
+			DurableSocketAfterCall(call, isnull ? NULL : DatumGetJsonbP(result));
 			if (!call->nested)
 				disable_timeout(STATEMENT_TIMEOUT, false);
 

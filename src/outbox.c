@@ -7,7 +7,9 @@
  * send time) and inserts a row into durable._outbox inside the caller's
  * transaction: it exists only if the caller commits.  A transaction callback,
  * registered once per process, wakes the target hosts when the transaction
- * commits, so they run the sends at once instead of at their next tick.
+ * commits, so they run the sends at once instead of at their next tick; the
+ * same callback tells host 0 to reload the class directory when a
+ * transaction changed classes (classdir.c).
  * Running, retrying and dead-lettering are in work.c.
  *
  * IDENTIFICATION
@@ -25,6 +27,7 @@ PG_FUNCTION_INFO_V1(durable_send);
 
 static SPIPlanPtr insert_plan = NULL;
 static uint64 hosts_to_wake = 0;	/* bit per host with sends in this transaction */
+static bool classes_changed = false;	/* this transaction changed classes */
 static bool callback_registered = false;
 
 /*
@@ -53,13 +56,48 @@ wake_at_commit(XactEvent event, void *arg)
 
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 	{
+		if (classes_changed)
+		{
+			DurableClassDirectory *dir = DurableClassDir();
+
+			SpinLockAcquire(&dir->mutex);
+			dir->dirty = true;
+			SpinLockRelease(&dir->mutex);
+			DurableWakeHostForWork(0);
+			classes_changed = false;
+		}
 		for (i = 0; i < DurableHostCount() && hosts_to_wake != 0; i++)
 			if (hosts_to_wake & ((uint64) 1 << i))
 				DurableWakeHostForWork(i);
 		hosts_to_wake = 0;
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		hosts_to_wake = 0;
+		classes_changed = false;
+	}
+}
+
+static void
+register_callback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(wake_at_commit, NULL);
+		callback_registered = true;
+	}
+}
+
+/*
+ * DurableClassesChangedAtCommit
+ *		This transaction changed classes: when it commits, host 0 reloads the
+ *		class directory the gateway reads.
+ */
+void
+DurableClassesChangedAtCommit(void)
+{
+	register_callback();
+	classes_changed = true;
 }
 
 /*
@@ -94,11 +132,7 @@ durable_send(PG_FUNCTION_ARGS)
 					  values, NULL, false, SPI_OK_INSERT);
 	DurableSpiEnd(&spi);
 
-	if (!callback_registered)
-	{
-		RegisterXactCallback(wake_at_commit, NULL);
-		callback_registered = true;
-	}
+	register_callback();
 	hosts_to_wake |= (uint64) 1 << (shard % (uint32) DurableHostCount());
 	PG_RETURN_VOID();
 }

@@ -4,8 +4,9 @@
  *	  Module entry point: settings, shared memory hooks, worker registration.
  *
  * _PG_init runs in the postmaster when the library is preloaded.  It defines
- * the durable.* settings, asks for shared memory (shmem.c) and registers the
- * host workers (host.c).  Loaded any other way, it defines only the reloadable
+ * the durable.* settings, asks for shared memory (shmem.c, gateway.c), creates
+ * the gateway's wake eventfd and registers the host workers (host.c) and the
+ * gateway (gateway.c).  Loaded any other way, it defines only the reloadable
  * settings, and the SQL functions explain that the library must be preloaded.
  *
  * IDENTIFICATION
@@ -14,6 +15,7 @@
  *-------------------------------------------------------------------------
  */
 #include "pg_durable_objects.h"
+#include "gateway.h"
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -32,6 +34,16 @@ int			durable_call_timeout = 30000;
 int			durable_max_message_bytes = 1024 * 1024;
 int			durable_idle_timeout = 60;
 
+/* gateway settings (gateway.c) */
+char	   *durable_listen_address = NULL;
+int			durable_port = 7432;
+char	   *durable_static_dir = NULL;
+char	   *durable_ssl_cert_file = NULL;
+char	   *durable_ssl_key_file = NULL;
+int			durable_max_sockets = 10000;
+int			durable_socket_buffer_bytes = 4 * 1024 * 1024;
+char	   *durable_allowed_origins = NULL;
+
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -41,6 +53,7 @@ durable_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	DurableShmemRequest();
+	DurableGatewayShmemRequest();
 }
 
 static void
@@ -49,6 +62,7 @@ durable_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	DurableShmemStartup();
+	DurableGatewayShmemStartup();
 }
 
 static void
@@ -71,6 +85,51 @@ define_postmaster_settings(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("durable.listen_address",
+							   "Address the WebSocket/HTTP gateway listens on.",
+							   "An IPv4 or IPv6 address, or * for all addresses. An empty string disables the gateway.",
+							   &durable_listen_address,
+							   "127.0.0.1",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.port",
+							"TCP port of the WebSocket/HTTP gateway.",
+							NULL,
+							&durable_port,
+							7432, 1, 65535,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("durable.static_dir",
+							   "Folder whose files the gateway serves at /.",
+							   "A relative path is relative to the data directory. Empty: no static files.",
+							   &durable_static_dir,
+							   "",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("durable.ssl_cert_file",
+							   "PEM certificate (chain) of the gateway; with durable.ssl_key_file, the gateway speaks TLS.",
+							   "A relative path is relative to the data directory.",
+							   &durable_ssl_cert_file,
+							   "",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("durable.ssl_key_file",
+							   "PEM private key of the gateway; with durable.ssl_cert_file, the gateway speaks TLS.",
+							   "A relative path is relative to the data directory.",
+							   &durable_ssl_key_file,
+							   "",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
 }
 
 static void
@@ -130,6 +189,33 @@ define_settings(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("durable.max_sockets",
+							"Most WebSockets open at once on the gateway.",
+							"Further upgrade requests get HTTP 503. The gateway's open file limit must allow them.",
+							&durable_max_sockets,
+							10000, 0, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.socket_buffer_bytes",
+							"Outbound bytes queued for one WebSocket before it is closed as a slow consumer.",
+							NULL,
+							&durable_socket_buffer_bytes,
+							4 * 1024 * 1024, 1024, MaxAllocSize,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("durable.allowed_origins",
+							   "Comma-separated browser Origins allowed to open WebSockets.",
+							   "Empty: only the gateway's own host (or no Origin header). *: any origin.",
+							   &durable_allowed_origins,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("durable");
 }
 
@@ -176,5 +262,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = durable_shmem_startup;
 
+	DurableGatewayInit();
 	register_hosts();
+	DurableGatewayRegister();
 }

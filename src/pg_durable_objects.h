@@ -63,7 +63,9 @@ typedef struct DurableParts
 /* what a queued request asks for */
 typedef enum DurableRequestKind
 {
-	DURABLE_REQUEST_CALL = 1	/* parts: class, id, method, args (jsonb) */
+	DURABLE_REQUEST_CALL = 1,	/* parts: class, id, method, args (jsonb) */
+	DURABLE_REQUEST_GATEWAY		/* parts: class, id, method, args (jsonb text),
+								 * socket, token, frame id (json text or NULL) */
 } DurableRequestKind;
 
 /* one entry of a host's inbound ring */
@@ -112,6 +114,7 @@ extern int	DurableHostCount(void);
 extern dsa_pointer DurableMessageStore(const DurableParts *parts);
 extern void DurableMessageLoad(dsa_pointer message, DurableParts *parts);
 extern void DurableMessageFree(dsa_pointer message);
+extern void DurableShmemAttachArea(void);
 extern bool DurableEnqueue(int hostno, const DurableRequest *req, uint32 *generation);
 extern int	DurableDequeue(int hostno, DurableRequest *reqs, int max);
 extern uint64 DurableReplySlotBegin(void);
@@ -121,6 +124,42 @@ extern bool DurableReplySlotPublish(int procno, uint64 seq, DurableReplyStatus s
 extern DurableReplyStatus DurableReplySlotTake(uint64 seq, DurableParts *parts);
 extern void DurableReplySlotAbandon(uint64 seq);
 extern void DurableWakeProc(int procno);
+
+/*
+ * The class directory: what the gateway (which has no database connection)
+ * needs to know about each class, kept in shared memory by host 0
+ * (classdir.c).
+ */
+#define DURABLE_MAX_CLASSES 1024
+#define DURABLE_MAX_AUTO_RESPONSE 255
+
+typedef struct DurableClassEntry
+{
+	char		name[DURABLE_MAX_CLASS_BYTES + 1];
+	bool		websocket;
+	bool		http;
+	bool		has_auto_response;
+	char		auto_request[DURABLE_MAX_AUTO_RESPONSE + 1];
+	char		auto_response[DURABLE_MAX_AUTO_RESPONSE + 1];
+} DurableClassEntry;
+
+typedef struct DurableClassDirectory
+{
+	slock_t		mutex;
+	bool		loaded;			/* filled at least once since start */
+	bool		dirty;			/* classes changed: host 0 reloads */
+	int			nclasses;
+	DurableClassEntry classes[DURABLE_MAX_CLASSES];
+} DurableClassDirectory;
+
+extern DurableClassDirectory *DurableClassDir(void);
+extern bool DurableClassDirLookup(const char *name, DurableClassEntry *out, bool *loaded);
+extern void DurableClassDirMaintain(void);
+
+/* messages from hosts to the gateway (shmem.c), drained by the gateway */
+typedef void (*DurableGatewayMessageFn) (const DurableParts *message, void *arg);
+extern void DurableGatewayPush(const DurableParts *message);
+extern int	DurableGatewayDrain(DurableGatewayMessageFn fn, void *arg, int max);
 
 /* routing (router.c) */
 extern uint32 DurableObjectShard(const char *class_name, const char *id);
@@ -208,6 +247,15 @@ typedef struct DurableCall
 	Jsonb	   *result;			/* DURABLE_REPLY_OK; NULL for SQL NULL */
 	ErrorData  *error;			/* DURABLE_REPLY_ERROR */
 	bool		nested;			/* served while this host waits in its chain */
+	/* DURABLE_REQUEST_GATEWAY: a socket frame, a socket event or an HTTP call */
+	char	   *args_text;		/* args as JSON text, parsed in the call */
+	int64		socket;			/* 0 for HTTP */
+	char	   *token;			/* the gateway's request token */
+	char	   *frame_id;		/* JSON id of a "call" frame, or NULL */
+	bool		connect_accept;	/* $connect: the handler's answer */
+	int			connect_code;
+	char	   *connect_reason;
+	char	   *connect_tags;	/* JSON array text */
 	bool		async_commit;	/* its class commits asynchronously */
 } DurableCall;
 
@@ -234,6 +282,18 @@ extern bool DurableWorkTouchedReset(void);
 
 /* durable.send (outbox.c) */
 extern void DurableWakeHostForWork(int hostno);
+extern void DurableClassesChangedAtCommit(void);
+
+/* sockets of objects, host side (sockets.c) */
+extern int64 DurableGatewayEpoch(void);
+extern void DurableSetGatewayEpoch(int64 epoch);
+extern void DurableOutboundReset(void);
+extern void DurableOutboundSetCall(DurableCall *call);
+extern void DurableOutboundPublish(DurableCall *call);
+extern void DurableSocketBeforeCall(DurableCall *call);
+extern void DurableSocketAfterCall(DurableCall *call, Jsonb *result);
+extern void DurableSocketsCleanup(void);
+extern int64 DurableCurrentSocket(void);
 
 /* residency (residency.c) */
 extern void DurableResidencyTouch(const char *class_name, const char *id);

@@ -24,6 +24,7 @@
  *-------------------------------------------------------------------------
  */
 #include "pg_durable_objects.h"
+#include "gateway.h"
 
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -46,6 +47,13 @@ typedef struct DurableReplySlot
 	dsa_pointer reply;			/* DurableParts, or InvalidDsaPointer */
 } DurableReplySlot;
 
+/* a message on its way to the gateway; a singly linked list in the DSA area */
+typedef struct GatewayNode
+{
+	dsa_pointer next;
+	dsa_pointer message;
+} GatewayNode;
+
 typedef struct DurableShared
 {
 	int			nhosts;
@@ -53,6 +61,12 @@ typedef struct DurableShared
 	int			nslots;
 	int			dsa_tranche;
 	DurableHostShared hosts[DURABLE_MAX_HOSTS];
+	/* messages for the gateway, oldest at head */
+	slock_t		gateway_mutex;
+	int64		gateway_epoch;	/* start time of the running gateway, 0 none */
+	dsa_pointer gateway_head;
+	dsa_pointer gateway_tail;
+	DurableClassDirectory class_dir;
 } DurableShared;
 
 static DurableShared *durable_shared = NULL;
@@ -134,6 +148,10 @@ DurableShmemStartup(void)
 		dsa_area   *area;
 
 		memset(base, 0, dsa_off);
+		SpinLockInit(&durable_shared->gateway_mutex);
+		durable_shared->gateway_head = InvalidDsaPointer;
+		durable_shared->gateway_tail = InvalidDsaPointer;
+		SpinLockInit(&durable_shared->class_dir.mutex);
 		durable_shared->nhosts = durable_hosts;
 		durable_shared->ring_capacity = ring_capacity();
 		durable_shared->nslots = slot_count();
@@ -238,14 +256,13 @@ DurableMessageStore(const DurableParts *parts)
 }
 
 /*
- * DurableMessageLoad
- *		Copy a stored message into palloc'd memory of the current context and
- *		free it in the shared area.  Every part is NUL-terminated.
+ * view_message
+ *		Point parts at the parts of a stored message, in place (not
+ *		NUL-terminated).  Allocates nothing.
  */
-void
-DurableMessageLoad(dsa_pointer message, DurableParts *parts)
+static void
+view_message(char *p, DurableParts *parts)
 {
-	char	   *p = dsa_get_address(get_area(), message);
 	uint32	   *lens = (uint32 *) p;
 	int			i;
 
@@ -254,21 +271,51 @@ DurableMessageLoad(dsa_pointer message, DurableParts *parts)
 	p += sizeof(uint32) * (1 + lens[0]);
 	for (i = 0; i < parts->nparts; i++)
 	{
-		char	   *copy;
-
 		if (lens[i + 1] == DURABLE_PART_NULL)
 		{
 			parts->isnull[i] = true;
 			continue;
 		}
-		copy = palloc(lens[i + 1] + 1);
-		memcpy(copy, p, lens[i + 1]);
-		copy[lens[i + 1]] = '\0';
-		parts->data[i] = copy;
+		parts->data[i] = p;
 		parts->len[i] = lens[i + 1];
 		p += lens[i + 1];
 	}
+}
+
+/*
+ * DurableMessageLoad
+ *		Copy a stored message into palloc'd memory of the current context and
+ *		free it in the shared area.  Every part is NUL-terminated.
+ */
+void
+DurableMessageLoad(dsa_pointer message, DurableParts *parts)
+{
+	int			i;
+
+	view_message(dsa_get_address(get_area(), message), parts);
+	for (i = 0; i < parts->nparts; i++)
+	{
+		char	   *copy;
+
+		if (parts->isnull[i])
+			continue;
+		copy = palloc(parts->len[i] + 1);
+		memcpy(copy, parts->data[i], parts->len[i]);
+		copy[parts->len[i]] = '\0';
+		parts->data[i] = copy;
+	}
 	dsa_free(get_area(), message);
+}
+
+/*
+ * DurableShmemAttachArea
+ *		Attach the shared message area now (it is otherwise attached on first
+ *		use), for processes that must not allocate later, like the gateway.
+ */
+void
+DurableShmemAttachArea(void)
+{
+	(void) get_area();
 }
 
 void
@@ -469,4 +516,120 @@ void
 DurableWakeProc(int procno)
 {
 	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/*
+ * DurableClassDir
+ *		The class directory in shared memory (see classdir.c).
+ */
+DurableClassDirectory *
+DurableClassDir(void)
+{
+	return &durable_shared->class_dir;
+}
+
+/*
+ * DurableGatewayPush
+ *		Queue a message for the gateway and wake it.  Never throws: when the
+ *		gateway does not run, or shared memory is exhausted, the message is
+ *		dropped (its sockets are gone, or the gateway closes them).
+ */
+void
+DurableGatewayPush(const DurableParts *message)
+{
+	DurableGatewayShared *gw = DurableGateway();
+	dsa_area   *area = get_area();
+	dsa_pointer dp;
+	dsa_pointer np;
+	GatewayNode *node;
+
+	if (gw == NULL || gw->pid == 0)
+		return;
+	dp = DurableMessageStore(message);
+	if (!DsaPointerIsValid(dp))
+		return;
+	np = dsa_allocate_extended(area, sizeof(GatewayNode), DSA_ALLOC_NO_OOM);
+	if (!DsaPointerIsValid(np))
+	{
+		dsa_free(area, dp);
+		return;
+	}
+	node = dsa_get_address(area, np);
+	node->next = InvalidDsaPointer;
+	node->message = dp;
+
+	SpinLockAcquire(&durable_shared->gateway_mutex);
+	if (DsaPointerIsValid(durable_shared->gateway_tail))
+		((GatewayNode *) dsa_get_address(area, durable_shared->gateway_tail))->next = np;
+	else
+		durable_shared->gateway_head = np;
+	durable_shared->gateway_tail = np;
+	SpinLockRelease(&durable_shared->gateway_mutex);
+	DurableGatewayWake();
+}
+
+/*
+ * DurableGatewayDrain
+ *		In the gateway: hand up to max queued messages, oldest first, to fn and
+ *		free them.  The parts point into shared memory, valid only during the
+ *		call, and are not NUL-terminated.  Allocates nothing and never throws,
+ *		so it is safe inside an lws callback.  Returns how many were handled.
+ */
+int
+DurableGatewayDrain(DurableGatewayMessageFn fn, void *arg, int max)
+{
+	dsa_area   *area = get_area();
+	int			n = 0;
+
+	while (n < max)
+	{
+		dsa_pointer np;
+		GatewayNode *node;
+		DurableParts parts;
+
+		SpinLockAcquire(&durable_shared->gateway_mutex);
+		np = durable_shared->gateway_head;
+		if (DsaPointerIsValid(np))
+		{
+			node = dsa_get_address(area, np);
+			durable_shared->gateway_head = node->next;
+			if (!DsaPointerIsValid(node->next))
+				durable_shared->gateway_tail = InvalidDsaPointer;
+		}
+		SpinLockRelease(&durable_shared->gateway_mutex);
+		if (!DsaPointerIsValid(np))
+			break;
+
+		node = dsa_get_address(area, np);
+		view_message(dsa_get_address(area, node->message), &parts);
+		fn(&parts, arg);
+		dsa_free(area, node->message);
+		dsa_free(area, np);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * DurableGatewayEpoch / DurableSetGatewayEpoch
+ *		The start time of the running gateway; sockets rows of another epoch
+ *		belong to a gateway that is gone.
+ */
+int64
+DurableGatewayEpoch(void)
+{
+	int64		epoch;
+
+	SpinLockAcquire(&durable_shared->gateway_mutex);
+	epoch = durable_shared->gateway_epoch;
+	SpinLockRelease(&durable_shared->gateway_mutex);
+	return epoch;
+}
+
+void
+DurableSetGatewayEpoch(int64 epoch)
+{
+	SpinLockAcquire(&durable_shared->gateway_mutex);
+	durable_shared->gateway_epoch = epoch;
+	SpinLockRelease(&durable_shared->gateway_mutex);
 }

@@ -21,7 +21,7 @@ fi
 dir=${DEMO_DIR:-$(mktemp -d /tmp/durable-demo.XXXXXX)}
 [ -d "$dir/examples" ] || cp -r "$here/examples" "$here/test" "$dir/"
 source "$dir/test/lib.sh"
-cluster_init "$dir/cluster" "$port"
+cluster_init "$dir/cluster" "$port" "durable.port = ${DEMO_GATEWAY_PORT:-7432}"
 cluster_start
 trap 'echo; echo "stopping the demo cluster"; cluster_stop; rm -rf "$dir"' EXIT
 trap 'exit 130' INT TERM
@@ -34,7 +34,8 @@ sql "SELECT durable.call('counter', 'demo', 'increment')" >/dev/null
 
 cat <<MSG
 
-pg_durable_objects demo is running (PostgreSQL on port $port, socket in $PGHOST).
+pg_durable_objects demo is running (PostgreSQL on port $port, socket in $PGHOST;
+gateway on http://127.0.0.1:$DURABLE_PORT/ with /healthz and /metrics).
 Connect with:
 
     runuser -u postgres -- psql -h $PGHOST -p $port postgres

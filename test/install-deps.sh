@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential postgresql-15 postgresql-server-dev-15
       libwebsockets-dev libjansson-dev libipc-run-perl clang-14 llvm-14 pkg-config
-      procps psmisc)
+      procps psmisc curl openssl)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,13 +1,17 @@
 # test/lib.sh — helpers shared by the test runner, the integration tests and make demo/bench.
 # Sourced, not run.  Everything here runs as the unprivileged OS user that owns the cluster.
 #
-#   cluster_init DIR PORT [conf lines...]   initdb + our settings (shared_preload_libraries ...)
+#   cluster_init DIR PORT [conf lines...]   initdb + our settings (shared_preload_libraries ...);
+#                                           the gateway listens on 127.0.0.1:$DURABLE_PORT
+#                                           (PORT + 1000 unless a conf line sets durable.port)
+#                                           and serves DIR/static ($DURABLE_STATIC)
 #   cluster_start / cluster_stop / cluster_restart / cluster_kill9
 #   sql "SELECT ..."                        psql -X -At against $PGDATABASE, stops on error
 #   sql_try "SELECT ..."                    same, but returns psql's status and keeps stderr
 #   ok NAME / not_ok NAME [why]             TAP-style result lines the runner counts
 #   check NAME CMD...                       ok if CMD succeeds
 #   wait_for "SQL returning t" [seconds]    poll until true
+#   wait_gateway [seconds]                  poll until the gateway answers /healthz with 200
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 export PATH="$PGBIN:$PATH"
@@ -17,7 +21,9 @@ cluster_init() {
     shift 2
     export PGDATA="$dir/data" PGHOST="$dir/sock" PGPORT="$port" PGDATABASE=${PGDATABASE:-postgres}
     export PGUSER=${PGUSER:-$(id -un)}
-    mkdir -p "$PGHOST"
+    export DURABLE_PORT=$((port + 1000)) DURABLE_STATIC="$dir/static"
+    [ "$DURABLE_PORT" -le 65535 ] || DURABLE_PORT=$((port - 1000))
+    mkdir -p "$PGHOST" "$DURABLE_STATIC"
     initdb -D "$PGDATA" -A trust -U "$PGUSER" --no-sync >"$dir/initdb.log" 2>&1 || {
         cat "$dir/initdb.log"; return 1; }
     cat >>"$PGDATA/postgresql.conf" <<CONF
@@ -32,10 +38,15 @@ fsync = on
 synchronous_commit = on
 log_line_prefix = '%m [%p] %b '
 log_min_messages = warning
+durable.port = $DURABLE_PORT
+durable.static_dir = '$DURABLE_STATIC'
 CONF
     local line
     for line in "$@"; do
         echo "$line" >>"$PGDATA/postgresql.conf"
+        if [[ $line =~ ^[[:space:]]*durable\.port[[:space:]]*=[[:space:]]*\'?([0-9]+) ]]; then
+            DURABLE_PORT=${BASH_REMATCH[1]}
+        fi
     done
 }
 
@@ -94,4 +105,15 @@ wait_for() {
 wait_hosts() {
     wait_for "SELECT count(*) = current_setting('durable.hosts')::int FROM pg_stat_activity
               WHERE backend_type = 'pg_durable_objects host'" "${1:-30}"
+}
+
+# wait until the gateway answers GET /healthz with 200 (plain HTTP; set GATEWAY_URL for https)
+wait_gateway() {
+    local limit=${1:-30} i=0 url=${GATEWAY_URL:-http://127.0.0.1:$DURABLE_PORT}
+    while [ "$i" -lt $((limit * 10)) ]; do
+        [ "$(curl -ks -o /dev/null -w '%{http_code}' --max-time 2 "$url/healthz")" = 200 ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
 }

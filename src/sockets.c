@@ -1,0 +1,591 @@
+/*-------------------------------------------------------------------------
+ *
+ * sockets.c
+ *	  The sockets of objects, host side: the handler API and the output gate.
+ *
+ * The gateway (gateway.c) owns the WebSocket connections; hosts know them
+ * as rows of the UNLOGGED table durable._sockets, written in the calls that
+ * change them: $connect inserts the row when the handler accepts, $close
+ * deletes it, set_attachment updates it.  Rows carry the epoch (start time)
+ * of the gateway that owns the socket, so rows of a gateway that is gone are
+ * ignored and cleaned up.
+ *
+ * Handlers call broadcast, socket_send and socket_close; those only queue an
+ * outbound message here, tagged with the call and the subtransaction that
+ * made it.  A subtransaction that rolls back drops its messages (including
+ * the call's own subtransaction: a failing call sends nothing).  host.c
+ * publishes a call's messages to the gateway only after the batch committed,
+ * in call order, so sockets see them in commit order (G3, G5).
+ *
+ * IDENTIFICATION
+ *	  src/sockets.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_durable_objects.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(durable_socket);
+PG_FUNCTION_INFO_V1(durable_sockets);
+PG_FUNCTION_INFO_V1(durable_broadcast);
+PG_FUNCTION_INFO_V1(durable_socket_send);
+PG_FUNCTION_INFO_V1(durable_socket_close);
+PG_FUNCTION_INFO_V1(durable_set_attachment);
+PG_FUNCTION_INFO_V1(durable_gateway_epoch);
+
+typedef struct Outbound
+{
+	DurableCall *owner;			/* the batch call it belongs to */
+	SubTransactionId subid;		/* made in this subtransaction */
+	DurableParts parts;			/* copies in OutboundContext */
+} Outbound;
+
+static MemoryContext OutboundContext = NULL;
+static List *outbound = NIL;
+static DurableCall *outbound_owner = NULL;
+static bool subxact_callback_registered = false;
+static Jsonb *pending_attachment = NULL;	/* set_attachment during $connect */
+
+enum
+{
+	PLAN_SOCKETS,
+	PLAN_OWNS,
+	PLAN_CONNECT,
+	PLAN_CLOSE,
+	PLAN_ATTACH,
+	PLAN_CLEANUP,
+	PLAN_COUNT
+};
+
+static const DurableStatement statements[PLAN_COUNT] =
+{
+	[PLAN_SOCKETS] = {
+		"SELECT socket, tags, attachment, connected_at FROM durable._sockets "
+		" WHERE class OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2 "
+		"   AND epoch OPERATOR(pg_catalog.=) $3 "
+		"   AND ($4::pg_catalog.text IS NULL OR $4 OPERATOR(pg_catalog.=) ANY (tags)) "
+		" ORDER BY socket",
+		4, {TEXTOID, TEXTOID, INT8OID, TEXTOID}
+	},
+	[PLAN_OWNS] = {
+		"SELECT FROM durable._sockets WHERE socket OPERATOR(pg_catalog.=) $3 "
+		"   AND class OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2 "
+		"   AND epoch OPERATOR(pg_catalog.=) $4",
+		4, {TEXTOID, TEXTOID, INT8OID, INT8OID}
+	},
+	[PLAN_CONNECT] = {
+		"INSERT INTO durable._sockets (socket, class, id, tags, attachment, epoch) "
+		"VALUES ($3, $1, $2, $5, $6, $4) "
+		"ON CONFLICT (socket) DO UPDATE SET class = EXCLUDED.class, id = EXCLUDED.id, "
+		"   tags = EXCLUDED.tags, attachment = EXCLUDED.attachment, "
+		"   connected_at = pg_catalog.now(), epoch = EXCLUDED.epoch",
+		6, {TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTARRAYOID, JSONBOID}
+	},
+	[PLAN_CLOSE] = {
+		"DELETE FROM durable._sockets WHERE socket OPERATOR(pg_catalog.=) $1 "
+		"   AND epoch OPERATOR(pg_catalog.=) $2 "
+		"RETURNING $3 OPERATOR(pg_catalog.||) "
+		"          pg_catalog.jsonb_build_object('attachment', attachment)",
+		3, {INT8OID, INT8OID, JSONBOID}
+	},
+	[PLAN_ATTACH] = {
+		"UPDATE durable._sockets SET attachment = $5 WHERE socket OPERATOR(pg_catalog.=) $3 "
+		"   AND class OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2 "
+		"   AND epoch OPERATOR(pg_catalog.=) $4",
+		5, {TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID}
+	},
+	[PLAN_CLEANUP] = {
+		"DELETE FROM durable._sockets WHERE epoch OPERATOR(pg_catalog.<>) $1",
+		1, {INT8OID}
+	},
+};
+
+static SPIPlanPtr plans[PLAN_COUNT];
+
+/* ----------------------------------------------------------------------
+ * the output gate
+ * ----------------------------------------------------------------------
+ */
+
+static void
+outbound_subxact(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	/* drop what the aborted subtransaction and its children queued */
+	foreach(lc, outbound)
+	{
+		Outbound   *o = lfirst(lc);
+
+		if (o->subid >= mySubid)
+			outbound = foreach_delete_current(outbound, lc);
+	}
+}
+
+/*
+ * DurableOutboundReset
+ *		Forget every queued message; host.c calls it when a transaction of
+ *		calls starts.
+ */
+void
+DurableOutboundReset(void)
+{
+	if (OutboundContext == NULL)
+		OutboundContext = AllocSetContextCreate(TopMemoryContext, "durable outbound",
+												ALLOCSET_DEFAULT_SIZES);
+	if (!subxact_callback_registered)
+	{
+		RegisterSubXactCallback(outbound_subxact, NULL);
+		subxact_callback_registered = true;
+	}
+	MemoryContextReset(OutboundContext);
+	outbound = NIL;
+	outbound_owner = NULL;
+}
+
+/*
+ * DurableOutboundSetCall
+ *		Messages queued from now on belong to call.
+ */
+void
+DurableOutboundSetCall(DurableCall *call)
+{
+	outbound_owner = call;
+	pending_attachment = NULL;
+}
+
+static void
+queue_message(int nparts, const char **data, const uint32 *len)
+{
+	MemoryContext old;
+	Outbound   *o;
+	int			i;
+
+	if (OutboundContext == NULL || outbound_owner == NULL)
+		elog(ERROR, "socket message queued outside a durable call");
+	old = MemoryContextSwitchTo(OutboundContext);
+	o = palloc0(sizeof(Outbound));
+	o->owner = outbound_owner;
+	o->subid = GetCurrentSubTransactionId();
+	o->parts.nparts = nparts;
+	for (i = 0; i < nparts; i++)
+	{
+		o->parts.isnull[i] = (data[i] == NULL);
+		if (data[i] != NULL)
+		{
+			size_t		n = len ? len[i] : strlen(data[i]);
+			char	   *copy = palloc(n + 1);
+
+			memcpy(copy, data[i], n);
+			copy[n] = '\0';
+			o->parts.data[i] = copy;
+			o->parts.len[i] = n;
+		}
+	}
+	outbound = lappend(outbound, o);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * DurableOutboundPublish
+ *		After commit: hand the messages of call to the gateway, in order.
+ *		Never throws.
+ */
+void
+DurableOutboundPublish(DurableCall *call)
+{
+	ListCell   *lc;
+
+	foreach(lc, outbound)
+	{
+		Outbound   *o = lfirst(lc);
+
+		if (o->owner == call)
+			DurableGatewayPush(&o->parts);
+	}
+}
+
+/* ----------------------------------------------------------------------
+ * helpers
+ * ----------------------------------------------------------------------
+ */
+
+static char *
+int64_text(int64 v)
+{
+	return psprintf(INT64_FORMAT, v);
+}
+
+static char *
+jsonb_text(Jsonb *jb)
+{
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
+
+static Jsonb *
+message_arg(FunctionCallInfo fcinfo, int argno)
+{
+	Jsonb	   *message;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("socket message must not be null")));
+	message = PG_GETARG_JSONB_P(argno);
+	DurableCheckMessageSize(VARSIZE(message), "socket message");
+	return message;
+}
+
+static int64
+socket_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("socket must not be null")));
+	return PG_GETARG_INT64(argno);
+}
+
+/*
+ * check_own_socket
+ *		ERROR 22023 unless socket is an open socket of the current object (or
+ *		the one being accepted by this $connect).
+ */
+static void
+check_own_socket(const char *function, int64 socket)
+{
+	const char *class_name;
+	const char *id;
+	DurableSpiState spi;
+	Datum		values[4];
+	bool		own;
+
+	DurableCurrentObject(function, &class_name, &id);
+	if (socket != 0 && socket == DurableCurrentSocket())
+		return;
+	values[0] = CStringGetTextDatum(class_name);
+	values[1] = CStringGetTextDatum(id);
+	values[2] = Int64GetDatum(socket);
+	values[3] = Int64GetDatum(DurableGatewayEpoch());
+	DurableSpiBegin(&spi);
+	DurableSpiRun(&statements[PLAN_OWNS], &plans[PLAN_OWNS], values, NULL, SPI_OK_SELECT);
+	own = SPI_processed > 0;
+	DurableSpiEnd(&spi);
+	if (!own)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("socket " INT64_FORMAT " is not an open socket of object %s(%s)",
+						socket, class_name, id)));
+}
+
+/* ----------------------------------------------------------------------
+ * SQL functions
+ * ----------------------------------------------------------------------
+ */
+
+/* durable.socket() RETURNS bigint: the socket whose frame started this call */
+Datum
+durable_socket(PG_FUNCTION_ARGS)
+{
+	const char *class_name;
+	const char *id;
+	int64		socket;
+
+	DurableCurrentObject("durable.socket()", &class_name, &id);
+	socket = DurableCurrentSocket();
+	if (socket == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(socket);
+}
+
+/*
+ * durable.sockets(tag text) RETURNS TABLE (socket bigint, tags text[],
+ *		attachment jsonb, connected_at timestamptz)
+ */
+Datum
+durable_sockets(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *class_name;
+	const char *id;
+	DurableSpiState spi;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	uint64		row;
+
+	DurableCurrentObject("durable.sockets()", &class_name, &id);
+	values[0] = CStringGetTextDatum(class_name);
+	values[1] = CStringGetTextDatum(id);
+	values[2] = Int64GetDatum(DurableGatewayEpoch());
+	values[3] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	nulls[3] = PG_ARGISNULL(0) ? 'n' : ' ';
+
+	InitMaterializedSRF(fcinfo, 0);
+	DurableSpiBegin(&spi);
+	DurableSpiRun(&statements[PLAN_SOCKETS], &plans[PLAN_SOCKETS], values, nulls,
+				  SPI_OK_SELECT);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		Datum		out[4];
+		bool		isnull[4];
+		int			i;
+
+		for (i = 0; i < 4; i++)
+			out[i] = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, i + 1,
+								   &isnull[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, isnull);
+	}
+	DurableSpiEnd(&spi);
+	return (Datum) 0;
+}
+
+/* durable.broadcast(message jsonb, tag text, exclude bigint) RETURNS void */
+Datum
+durable_broadcast(PG_FUNCTION_ARGS)
+{
+	const char *class_name;
+	const char *id;
+	const char *data[6];
+
+	DurableCurrentObject("durable.broadcast()", &class_name, &id);
+	data[0] = "event";
+	data[1] = class_name;
+	data[2] = id;
+	data[3] = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	data[4] = PG_ARGISNULL(2) ? NULL : int64_text(PG_GETARG_INT64(2));
+	data[5] = jsonb_text(message_arg(fcinfo, 0));
+	queue_message(6, data, NULL);
+	PG_RETURN_VOID();
+}
+
+/* durable.socket_send(socket bigint, message jsonb) RETURNS void */
+Datum
+durable_socket_send(PG_FUNCTION_ARGS)
+{
+	int64		socket = socket_arg(fcinfo, 0);
+	const char *data[5];
+	const char *class_name;
+	const char *id;
+
+	check_own_socket("durable.socket_send()", socket);
+	DurableCurrentObject("durable.socket_send()", &class_name, &id);
+	data[0] = "send";
+	data[1] = int64_text(socket);
+	data[2] = jsonb_text(message_arg(fcinfo, 1));
+	data[3] = class_name;
+	data[4] = id;
+	queue_message(5, data, NULL);
+	PG_RETURN_VOID();
+}
+
+/* durable.socket_close(socket bigint, code integer, reason text) RETURNS void */
+Datum
+durable_socket_close(PG_FUNCTION_ARGS)
+{
+	int64		socket = socket_arg(fcinfo, 0);
+	int32		code = PG_ARGISNULL(1) ? 1000 : PG_GETARG_INT32(1);
+	char	   *reason = PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	const char *data[4];
+
+	if (code != 1000 && (code < 3000 || code > 4999))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("close code %d is not allowed", code),
+				 errhint("Use 1000 or a code from 3000 to 4999.")));
+	if (strlen(reason) > 123)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("close reason must have at most 123 bytes")));
+	check_own_socket("durable.socket_close()", socket);
+	data[0] = "close";
+	data[1] = int64_text(socket);
+	data[2] = psprintf("%d", code);
+	data[3] = reason;
+	queue_message(4, data, NULL);
+	PG_RETURN_VOID();
+}
+
+/* durable.set_attachment(socket bigint, attachment jsonb) RETURNS void */
+Datum
+durable_set_attachment(PG_FUNCTION_ARGS)
+{
+	int64		socket = socket_arg(fcinfo, 0);
+	Jsonb	   *attachment = message_arg(fcinfo, 1);
+	const char *class_name;
+	const char *id;
+	DurableSpiState spi;
+	Datum		values[5];
+
+	check_own_socket("durable.set_attachment()", socket);
+	DurableCurrentObject("durable.set_attachment()", &class_name, &id);
+	if (socket == DurableCurrentSocket())
+	{
+		/* the row may not exist yet (in $connect); keep it for the insert */
+		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+		pending_attachment = palloc(VARSIZE(attachment));
+		memcpy(pending_attachment, attachment, VARSIZE(attachment));
+		MemoryContextSwitchTo(old);
+	}
+	values[0] = CStringGetTextDatum(class_name);
+	values[1] = CStringGetTextDatum(id);
+	values[2] = Int64GetDatum(socket);
+	values[3] = Int64GetDatum(DurableGatewayEpoch());
+	values[4] = JsonbPGetDatum(attachment);
+	DurableSpiBegin(&spi);
+	DurableSpiRun(&statements[PLAN_ATTACH], &plans[PLAN_ATTACH], values, NULL, SPI_OK_UPDATE);
+	DurableSpiEnd(&spi);
+	PG_RETURN_VOID();
+}
+
+/* durable._gateway_epoch() RETURNS bigint: for the view durable.sockets_all */
+Datum
+durable_gateway_epoch(PG_FUNCTION_ARGS)
+{
+	DurableCheckReady();
+	PG_RETURN_INT64(DurableGatewayEpoch());
+}
+
+/* ----------------------------------------------------------------------
+ * lifecycle calls from the gateway
+ * ----------------------------------------------------------------------
+ */
+
+/*
+ * DurableSocketBeforeCall
+ *		In the call's subtransaction, before its handler: for $close, remove
+ *		the socket's row and add its attachment to the args.
+ */
+void
+DurableSocketBeforeCall(DurableCall *call)
+{
+	DurableSpiState spi;
+	Datum		values[3];
+	bool		isnull;
+
+	if (call->req.kind != DURABLE_REQUEST_GATEWAY || strcmp(call->method, "$close") != 0)
+		return;
+
+	values[0] = Int64GetDatum(call->socket);
+	values[1] = Int64GetDatum(DurableGatewayEpoch());
+	values[2] = JsonbPGetDatum(call->args);
+	DurableSpiBegin(&spi);
+	DurableSpiRun(&statements[PLAN_CLOSE], &plans[PLAN_CLOSE], values, NULL,
+				  SPI_OK_DELETE_RETURNING);
+	if (SPI_processed > 0)
+		call->args = DatumGetJsonbP(SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+																	SPI_tuptable->tupdesc,
+																	1, &isnull),
+													  false, -1));
+	DurableSpiEnd(&spi);
+}
+
+/*
+ * DurableSocketAfterCall
+ *		In the call's subtransaction, after its handler returned result: for
+ *		$connect, decide accept or refuse from the result and, on accept,
+ *		record the socket.
+ */
+void
+DurableSocketAfterCall(DurableCall *call, Jsonb *result)
+{
+	JsonbValue *v;
+	Jsonb	   *attachment = NULL;
+	ArrayType  *tags;
+	Datum	   *tag_datums = NULL;
+	int			ntags = 0;
+	DurableSpiState spi;
+	Datum		values[6];
+
+	if (call->req.kind != DURABLE_REQUEST_GATEWAY || strcmp(call->method, "$connect") != 0)
+		return;
+
+	call->connect_accept = true;
+	call->connect_code = 0;
+	call->connect_reason = "";
+	call->connect_tags = "[]";
+	if (result != NULL && JB_ROOT_IS_OBJECT(result))
+	{
+		v = getKeyJsonValueFromContainer(&result->root, "accept", 6, NULL);
+		if (v && v->type == jbvBool && !v->val.boolean)
+		{
+			call->connect_accept = false;
+			call->connect_code = 4000;
+			v = getKeyJsonValueFromContainer(&result->root, "code", 4, NULL);
+			if (v && v->type == jbvNumeric)
+			{
+				int			code = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+																	 NumericGetDatum(v->val.numeric)));
+
+				if (code >= 4000 && code <= 4999)
+					call->connect_code = code;
+			}
+			v = getKeyJsonValueFromContainer(&result->root, "reason", 6, NULL);
+			if (v && v->type == jbvString)
+				call->connect_reason = pnstrdup(v->val.string.val,
+												Min(v->val.string.len, 123));
+			return;
+		}
+		v = getKeyJsonValueFromContainer(&result->root, "tags", 4, NULL);
+		if (v && v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data))
+		{
+			Jsonb	   *arr = JsonbValueToJsonb(v);
+			JsonbIterator *it = JsonbIteratorInit(&arr->root);
+			JsonbValue	e;
+			JsonbIteratorToken tok;
+
+			tag_datums = palloc(sizeof(Datum) * JsonContainerSize(&arr->root));
+			while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+				if (tok == WJB_ELEM && e.type == jbvString)
+					tag_datums[ntags++] = PointerGetDatum(cstring_to_text_with_len(e.val.string.val,
+																				   e.val.string.len));
+			call->connect_tags = jsonb_text(arr);
+		}
+		v = getKeyJsonValueFromContainer(&result->root, "attachment", 10, NULL);
+		if (v)
+			attachment = JsonbValueToJsonb(v);
+	}
+	if (attachment == NULL)
+		attachment = pending_attachment;
+	if (attachment == NULL)
+		attachment = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("null")));
+	DurableCheckMessageSize(VARSIZE(attachment), "socket attachment");
+
+	tags = construct_array(tag_datums, ntags, TEXTOID, -1, false, TYPALIGN_INT);
+	values[0] = CStringGetTextDatum(call->class_name);
+	values[1] = CStringGetTextDatum(call->id);
+	values[2] = Int64GetDatum(call->socket);
+	values[3] = Int64GetDatum(DurableGatewayEpoch());
+	values[4] = PointerGetDatum(tags);
+	values[5] = JsonbPGetDatum(attachment);
+	DurableSpiBegin(&spi);
+	DurableSpiRun(&statements[PLAN_CONNECT], &plans[PLAN_CONNECT], values, NULL,
+				  SPI_OK_INSERT);
+	DurableSpiEnd(&spi);
+}
+
+/*
+ * DurableSocketsCleanup
+ *		Host 0, in a transaction: forget socket rows of gateways that are gone.
+ */
+void
+DurableSocketsCleanup(void)
+{
+	DurableSpiState spi;
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(DurableGatewayEpoch());
+	DurableSpiBegin(&spi);
+	DurableSpiRun(&statements[PLAN_CLEANUP], &plans[PLAN_CLEANUP], values, NULL,
+				  SPI_OK_DELETE);
+	DurableSpiEnd(&spi);
+}
