@@ -31,12 +31,17 @@ SELECT count(*) FILTER (WHERE same_host) > 0 AS have_same, count(*) FILTER (WHER
   FROM placement;
 SELECT min(id) AS same FROM placement WHERE same_host \gset
 SELECT min(id) AS other FROM placement WHERE NOT same_host \gset
+SELECT max(id) AS other2 FROM placement WHERE NOT same_host \gset
 -- a nested call on the same host and on the other host return the callee's result
 SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'same', 'method', 'inc')) -> 'got' AS same_host_result;
 SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'inc')) -> 'got' AS other_host_result;
 -- two levels deep, through the other host and back to a third object
 SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'call',
          'args', jsonb_build_object('to', 'zz', 'method', 'inc'))) #> '{got,got}' AS two_levels;
+-- a chain that comes back to a host and leaves it again: a(A) -> other(B) -> same(A) -> other2(B)
+SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'call',
+         'args', jsonb_build_object('to', :'same', 'method', 'call',
+           'args', jsonb_build_object('to', :'other2', 'method', 'inc')))) #> '{got,got,got}' AS four_levels;
 -- a cycle ends in 40P01, never a hang: on one object, and across hosts
 SELECT durable.call('relay', 'a', 'call', '{"to": "a", "method": "get"}'); \echo :LAST_ERROR_SQLSTATE
 SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'call',

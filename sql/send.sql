@@ -1,4 +1,5 @@
 -- send: after commit only, exactly once, in order; trigger; retries and dead letters
+CREATE SEQUENCE flaky_seq;
 CREATE FUNCTION inbox(id text, method text, args jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -13,6 +14,12 @@ BEGIN
         IF (args->>'fail')::boolean THEN
             RAISE EXCEPTION 'forward fails after its send' USING ERRCODE = 'P0044';
         END IF;
+        RETURN NULL;
+    WHEN 'flaky' THEN
+        IF nextval('flaky_seq') = 1 THEN
+            RAISE EXCEPTION 'first attempt fails' USING ERRCODE = 'P0047';
+        END IF;
+        PERFORM durable.put('log', coalesce(durable.get('log'), '[]') || (args->'v'));
         RETURN NULL;
     WHEN 'boom' THEN
         RAISE EXCEPTION 'boom %', args->>'v' USING ERRCODE = 'P0045';
@@ -79,6 +86,13 @@ END
 $$;
 SELECT kind, class, id, method, args, attempts, last_error FROM durable.dead_letters WHERE id = 'd';
 SELECT count(*) AS still_queued FROM durable._outbox WHERE id = 'd';
+-- sends to one object keep their order even when the first one needs a retry
+BEGIN;
+SELECT durable.send('inbox', 'ordered', 'flaky', '{"v": 1}');
+SELECT durable.send('inbox', 'ordered', 'add', '{"v": 2}');
+SELECT durable.send('inbox', 'ordered', 'add', '{"v": 3}');
+COMMIT;
+SELECT wait_log('ordered', 3);
 -- an alarm whose handler fails is retried the same way
 CREATE FUNCTION failing_alarm(id text, method text, args jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN

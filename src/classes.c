@@ -249,6 +249,10 @@ durable_drop_class(PG_FUNCTION_ARGS)
 									 "WITH s AS (DELETE FROM durable._storage "
 									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
 									 "     r AS (DELETE FROM durable._residency "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
+									 "     a AS (DELETE FROM durable._alarms "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
+									 "     o AS (DELETE FROM durable._outbox "
 									 "            WHERE class OPERATOR(pg_catalog.=) $1) "
 									 "DELETE FROM durable._classes WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types),

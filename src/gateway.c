@@ -40,6 +40,7 @@
  */
 #include "pg_durable_objects.h"
 #include "gateway.h"
+#include "gateway_int.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -53,7 +54,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <libwebsockets.h>
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -74,9 +74,6 @@
 
 /* wait before exiting (to be restarted) when the listener cannot be created */
 #define GATEWAY_RETRY_MS		5000
-
-/* body bytes handed to lws_write() per writeable callback */
-#define GATEWAY_WRITE_CHUNK		16384
 
 #define GATEWAY_PROTOCOL		"durable"
 #define GATEWAY_WAKE_PROTOCOL	"durable-wake"
@@ -101,32 +98,6 @@ static int	gateway_fd_limit = 0;
  * provoke them (oversized headers, TLS garbage) and must not flood the log.
  */
 static int	gateway_lws_error_level = LOG;
-
-typedef enum GatewayMethod
-{
-	GATEWAY_GET,
-	GATEWAY_HEAD,
-	GATEWAY_POST,
-	GATEWAY_OTHER
-} GatewayMethod;
-
-/* per-connection state of an HTTP connection (allocated and zeroed by lws) */
-typedef struct GatewaySession
-{
-	unsigned char *out;			/* malloc'd response body, LWS_PRE headroom */
-	size_t		out_len;		/* body bytes */
-	size_t		out_sent;		/* body bytes written so far */
-	bool		close_after;	/* close the connection after the response */
-} GatewaySession;
-
-/* a growable malloc'd buffer with LWS_PRE bytes of headroom; never throws */
-typedef struct GatewayBuf
-{
-	unsigned char *data;		/* LWS_PRE headroom, then the text */
-	size_t		len;			/* text bytes */
-	size_t		cap;			/* text bytes that fit */
-	bool		failed;			/* out of memory: the text is incomplete */
-} GatewayBuf;
 
 /* ----------------------------------------------------------------------
  * Setup in the postmaster and shared memory
@@ -214,6 +185,12 @@ DurableGatewayShmemStartup(void)
 		SpinLockInit(&gateway_shared->mutex);
 		pg_atomic_init_u64(&gateway_shared->http_requests, 0);
 		pg_atomic_init_u32(&gateway_shared->sockets_open, 0);
+		pg_atomic_init_u64(&gateway_shared->next_socket, 0);
+		pg_atomic_init_u64(&gateway_shared->frames_in, 0);
+		pg_atomic_init_u64(&gateway_shared->frames_out, 0);
+		pg_atomic_init_u64(&gateway_shared->bytes_in, 0);
+		pg_atomic_init_u64(&gateway_shared->bytes_out, 0);
+		pg_atomic_init_u64(&gateway_shared->slow_closes, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -252,8 +229,8 @@ DurableGatewayWake(void)
  * ----------------------------------------------------------------------
  */
 
-static void
-buf_init(GatewayBuf *buf, size_t cap)
+void
+GatewayBufInit(GatewayBuf *buf, size_t cap)
 {
 	buf->len = 0;
 	buf->cap = cap;
@@ -288,8 +265,8 @@ buf_reserve(GatewayBuf *buf, size_t more)
 	return true;
 }
 
-static void
-buf_append(GatewayBuf *buf, const char *s, size_t n)
+void
+GatewayBufAppend(GatewayBuf *buf, const char *s, size_t n)
 {
 	if (!buf_reserve(buf, n))
 		return;
@@ -297,11 +274,11 @@ buf_append(GatewayBuf *buf, const char *s, size_t n)
 	buf->len += n;
 }
 
-static void
-buf_printf(GatewayBuf *buf, const char *fmt,...) pg_attribute_printf(2, 3);
+void
+GatewayBufPrintf(GatewayBuf *buf, const char *fmt,...) pg_attribute_printf(2, 3);
 
-static void
-buf_printf(GatewayBuf *buf, const char *fmt,...)
+void
+GatewayBufPrintf(GatewayBuf *buf, const char *fmt,...)
 {
 	for (;;)
 	{
@@ -330,38 +307,38 @@ buf_printf(GatewayBuf *buf, const char *fmt,...)
 }
 
 /* append s as a JSON string literal */
-static void
-buf_append_json_string(GatewayBuf *buf, const char *s)
+void
+GatewayBufAppendJsonString(GatewayBuf *buf, const char *s)
 {
 	const unsigned char *p;
 
-	buf_append(buf, "\"", 1);
+	GatewayBufAppend(buf, "\"", 1);
 	for (p = (const unsigned char *) s; *p; p++)
 	{
 		switch (*p)
 		{
 			case '"':
-				buf_append(buf, "\\\"", 2);
+				GatewayBufAppend(buf, "\\\"", 2);
 				break;
 			case '\\':
-				buf_append(buf, "\\\\", 2);
+				GatewayBufAppend(buf, "\\\\", 2);
 				break;
 			case '\n':
-				buf_append(buf, "\\n", 2);
+				GatewayBufAppend(buf, "\\n", 2);
 				break;
 			default:
 				if (*p < 0x20)
-					buf_printf(buf, "\\u%04x", *p);
+					GatewayBufPrintf(buf, "\\u%04x", *p);
 				else
-					buf_append(buf, (const char *) p, 1);
+					GatewayBufAppend(buf, (const char *) p, 1);
 				break;
 		}
 	}
-	buf_append(buf, "\"", 1);
+	GatewayBufAppend(buf, "\"", 1);
 }
 
-static void
-buf_free(GatewayBuf *buf)
+void
+GatewayBufFree(GatewayBuf *buf)
 {
 	free(buf->data);
 	buf->data = NULL;
@@ -395,13 +372,13 @@ response_done(struct lws *wsi, GatewaySession *pss)
 }
 
 /*
- * respond_buf
+ * GatewayRespondBuf
  *		Send a response whose body is in buf (taking it over; buf may be NULL
  *		for an empty body).  Headers are written now, the body from
  *		LWS_CALLBACK_HTTP_WRITEABLE.  Returns the callback's return value.
  */
-static int
-respond_buf(struct lws *wsi, GatewaySession *pss, unsigned int status,
+int
+GatewayRespondBuf(struct lws *wsi, GatewaySession *pss, unsigned int status,
 			const char *content_type, GatewayBuf *buf, bool head_only,
 			const char *allow)
 {
@@ -415,13 +392,13 @@ respond_buf(struct lws *wsi, GatewaySession *pss, unsigned int status,
 	{
 		/* not an HTTP connection of protocols[0]: cannot happen, hang up */
 		if (buf)
-			buf_free(buf);
+			GatewayBufFree(buf);
 		return -1;
 	}
 	if (buf != NULL && buf->failed)
 	{
 		/* out of memory while building the body */
-		buf_free(buf);
+		GatewayBufFree(buf);
 		buf = NULL;
 		len = 0;
 		status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
@@ -445,14 +422,14 @@ respond_buf(struct lws *wsi, GatewaySession *pss, unsigned int status,
 		lws_finalize_write_http_header(wsi, start, &p, end))
 	{
 		if (buf)
-			buf_free(buf);
+			GatewayBufFree(buf);
 		return -1;
 	}
 
 	if (head_only || len == 0)
 	{
 		if (buf)
-			buf_free(buf);
+			GatewayBufFree(buf);
 		return response_done(wsi, pss);
 	}
 
@@ -465,13 +442,13 @@ respond_buf(struct lws *wsi, GatewaySession *pss, unsigned int status,
 }
 
 /*
- * respond_now
+ * GatewayRespondNow
  *		Headers and a short body in one write, for the callbacks where lws
  *		wants the whole answer at once (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE).
  *		Returns 1 (answered), or -1 to hang up if it could not be written.
  */
-static int
-respond_now(struct lws *wsi, unsigned int status, const char *content_type,
+int
+GatewayRespondNow(struct lws *wsi, unsigned int status, const char *content_type,
 			const char *body)
 {
 	unsigned char out[LWS_PRE + 2048];
@@ -495,39 +472,39 @@ respond_now(struct lws *wsi, unsigned int status, const char *content_type,
 }
 
 /*
- * respond_text
+ * GatewayRespondText
  *		A short plain-text response.
  */
-static int
-respond_text(struct lws *wsi, GatewaySession *pss, unsigned int status,
+int
+GatewayRespondText(struct lws *wsi, GatewaySession *pss, unsigned int status,
 			 const char *text, bool head_only, const char *allow)
 {
 	GatewayBuf	buf;
 
-	buf_init(&buf, strlen(text));
-	buf_append(&buf, text, strlen(text));
-	return respond_buf(wsi, pss, status, "text/plain; charset=utf-8", &buf,
+	GatewayBufInit(&buf, strlen(text));
+	GatewayBufAppend(&buf, text, strlen(text));
+	return GatewayRespondBuf(wsi, pss, status, "text/plain; charset=utf-8", &buf,
 					   head_only, allow);
 }
 
 /*
- * respond_error
+ * GatewayRespondError
  *		A JSON error in the shape of the WebSocket/HTTP protocol:
  *		{"error": {"code": "SQLSTATE", "message": "..."}}
  */
-static int
-respond_error(struct lws *wsi, GatewaySession *pss, unsigned int status,
+int
+GatewayRespondError(struct lws *wsi, GatewaySession *pss, unsigned int status,
 			  const char *sqlstate, const char *message, bool head_only)
 {
 	GatewayBuf	buf;
 
-	buf_init(&buf, 128 + strlen(message));
-	buf_append(&buf, "{\"error\": {\"code\": ", 19);
-	buf_append_json_string(&buf, sqlstate);
-	buf_append(&buf, ", \"message\": ", 13);
-	buf_append_json_string(&buf, message);
-	buf_append(&buf, "}}\n", 3);
-	return respond_buf(wsi, pss, status, "application/json", &buf, head_only, NULL);
+	GatewayBufInit(&buf, 128 + strlen(message));
+	GatewayBufAppend(&buf, "{\"error\": {\"code\": ", 19);
+	GatewayBufAppendJsonString(&buf, sqlstate);
+	GatewayBufAppend(&buf, ", \"message\": ", 13);
+	GatewayBufAppendJsonString(&buf, message);
+	GatewayBufAppend(&buf, "}}\n", 3);
+	return GatewayRespondBuf(wsi, pss, status, "application/json", &buf, head_only, NULL);
 }
 
 /*
@@ -604,7 +581,7 @@ gateway_healthz(struct lws *wsi, GatewaySession *pss, bool head_only)
 	bool		healthy = true;
 	int			i;
 
-	buf_init(&buf, 256);
+	GatewayBufInit(&buf, 256);
 	for (i = 0; i < DurableHostCount(); i++)
 	{
 		DurableHostShared *host = DurableHost(i);
@@ -616,14 +593,14 @@ gateway_healthz(struct lws *wsi, GatewaySession *pss, bool head_only)
 		if (pid == 0)
 		{
 			if (healthy)
-				buf_printf(&buf, "unavailable\n");
+				GatewayBufPrintf(&buf, "unavailable\n");
 			healthy = false;
-			buf_printf(&buf, "host %d is not running\n", i);
+			GatewayBufPrintf(&buf, "host %d is not running\n", i);
 		}
 	}
 	if (healthy)
-		buf_printf(&buf, "ok\n");
-	return respond_buf(wsi, pss,
+		GatewayBufPrintf(&buf, "ok\n");
+	return GatewayRespondBuf(wsi, pss,
 					   healthy ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
 					   "text/plain; charset=utf-8", &buf, head_only, NULL);
 }
@@ -631,7 +608,7 @@ gateway_healthz(struct lws *wsi, GatewaySession *pss, bool head_only)
 static void
 metric_header(GatewayBuf *buf, const char *name, const char *type, const char *help)
 {
-	buf_printf(buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	GatewayBufPrintf(buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /*
@@ -657,93 +634,79 @@ gateway_metrics(struct lws *wsi, GatewaySession *pss, bool head_only)
 		SpinLockRelease(&host->mutex);
 	}
 
-	buf_init(&buf, 4096);
+	GatewayBufInit(&buf, 4096);
 
 	metric_header(&buf, "durable_calls_total", "counter",
 				  "Calls run by each host worker (counters restart at a crash restart).");
 	for (i = 0; i < nhosts; i++)
-		buf_printf(&buf, "durable_calls_total{host=\"%d\"} " UINT64_FORMAT "\n", i,
+		GatewayBufPrintf(&buf, "durable_calls_total{host=\"%d\"} " UINT64_FORMAT "\n", i,
 				   pg_atomic_read_u64(&DurableHost(i)->calls));
 
 	metric_header(&buf, "durable_errors_total", "counter",
 				  "Calls that ended in an error, per host worker.");
 	for (i = 0; i < nhosts; i++)
-		buf_printf(&buf, "durable_errors_total{host=\"%d\"} " UINT64_FORMAT "\n", i,
+		GatewayBufPrintf(&buf, "durable_errors_total{host=\"%d\"} " UINT64_FORMAT "\n", i,
 				   pg_atomic_read_u64(&DurableHost(i)->errors));
 
 	metric_header(&buf, "durable_batches_total", "counter",
 				  "Batches (one transaction each) in which the host worker ran calls.");
 	for (i = 0; i < nhosts; i++)
-		buf_printf(&buf, "durable_batches_total{host=\"%d\"} " UINT64_FORMAT "\n", i,
+		GatewayBufPrintf(&buf, "durable_batches_total{host=\"%d\"} " UINT64_FORMAT "\n", i,
 				   pg_atomic_read_u64(&DurableHost(i)->batches));
 
 	metric_header(&buf, "durable_queue_depth", "gauge",
 				  "Calls waiting in the queue of each host worker.");
 	for (i = 0; i < nhosts; i++)
-		buf_printf(&buf, "durable_queue_depth{host=\"%d\"} " UINT64_FORMAT "\n", i, depth[i]);
+		GatewayBufPrintf(&buf, "durable_queue_depth{host=\"%d\"} " UINT64_FORMAT "\n", i, depth[i]);
 
 	metric_header(&buf, "durable_objects_in_memory", "gauge",
 				  "Objects held in host memory (called within durable.idle_timeout).");
 	for (i = 0; i < nhosts; i++)
-		buf_printf(&buf, "durable_objects_in_memory{host=\"%d\"} %u\n", i,
+		GatewayBufPrintf(&buf, "durable_objects_in_memory{host=\"%d\"} %u\n", i,
 				   pg_atomic_read_u32(&DurableHost(i)->objects));
 
 	metric_header(&buf, "durable_host_up", "gauge",
 				  "1 if the host worker is running, else 0.");
 	for (i = 0; i < nhosts; i++)
-		buf_printf(&buf, "durable_host_up{host=\"%d\"} %d\n", i, pids[i] != 0 ? 1 : 0);
+		GatewayBufPrintf(&buf, "durable_host_up{host=\"%d\"} %d\n", i, pids[i] != 0 ? 1 : 0);
 
 	metric_header(&buf, "durable_sockets_open", "gauge",
 				  "WebSocket connections open on the gateway.");
-	buf_printf(&buf, "durable_sockets_open %u\n",
+	GatewayBufPrintf(&buf, "durable_sockets_open %u\n",
 			   pg_atomic_read_u32(&gateway_shared->sockets_open));
+
+	metric_header(&buf, "durable_frames_in_total", "counter",
+				  "WebSocket frames received from clients.");
+	GatewayBufPrintf(&buf, "durable_frames_in_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&gateway_shared->frames_in));
+	metric_header(&buf, "durable_frames_out_total", "counter",
+				  "WebSocket frames sent to clients.");
+	GatewayBufPrintf(&buf, "durable_frames_out_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&gateway_shared->frames_out));
+	metric_header(&buf, "durable_bytes_in_total", "counter",
+				  "WebSocket payload bytes received from clients.");
+	GatewayBufPrintf(&buf, "durable_bytes_in_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&gateway_shared->bytes_in));
+	metric_header(&buf, "durable_bytes_out_total", "counter",
+				  "WebSocket payload bytes sent to clients.");
+	GatewayBufPrintf(&buf, "durable_bytes_out_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&gateway_shared->bytes_out));
+	metric_header(&buf, "durable_slow_consumer_closes_total", "counter",
+				  "Sockets closed (1008) because they queued more than durable.socket_buffer_bytes.");
+	GatewayBufPrintf(&buf, "durable_slow_consumer_closes_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&gateway_shared->slow_closes));
 
 	metric_header(&buf, "durable_http_requests_total", "counter",
 				  "HTTP requests received by the gateway, this one included.");
-	buf_printf(&buf, "durable_http_requests_total " UINT64_FORMAT "\n",
+	GatewayBufPrintf(&buf, "durable_http_requests_total " UINT64_FORMAT "\n",
 			   pg_atomic_read_u64(&gateway_shared->http_requests));
 
 	metric_header(&buf, "durable_gateway_max_fds", "gauge",
 				  "Open file limit of the gateway process (caps its connections).");
-	buf_printf(&buf, "durable_gateway_max_fds %d\n", gateway_fd_limit);
+	GatewayBufPrintf(&buf, "durable_gateway_max_fds %d\n", gateway_fd_limit);
 
-	return respond_buf(wsi, pss, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
+	return GatewayRespondBuf(wsi, pss, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
 					   &buf, head_only, NULL);
-}
-
-/*
- * gateway_object_request
- *		Every request under /objects: the seam where the object routes plug in.
- *
- *		To come (SPEC §5): WebSocket upgrades of /objects/{class}/{id} (see
- *		gateway_object_upgrade) and POST /objects/{class}/{id}/{method} with
- *		JSON args, answered from the object's host.  Until then: 501.
- */
-static int
-gateway_object_request(struct lws *wsi, GatewaySession *pss, GatewayMethod method,
-					   const char *path)
-{
-	return respond_error(wsi, pss, HTTP_STATUS_NOT_IMPLEMENTED, "0A000",
-						 "object routes are not implemented yet",
-						 method == GATEWAY_HEAD);
-}
-
-/*
- * gateway_object_upgrade
- *		LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: a client asks to upgrade the
- *		connection (WebSocket) of a request for path.  Returns <0 to hang up,
- *		0 to let lws upgrade, >0 after answering with an HTTP response of our
- *		own (respond_now: lws completes the transaction).  Until objects have
- *		sockets: 501 under /objects, 404 elsewhere.
- */
-static int
-gateway_object_upgrade(struct lws *wsi, GatewaySession *pss, const char *path)
-{
-	pg_atomic_fetch_add_u64(&gateway_shared->http_requests, 1);
-	if (strcmp(path, "/objects") == 0 || strncmp(path, "/objects/", 9) == 0)
-		return respond_now(wsi, HTTP_STATUS_NOT_IMPLEMENTED, "application/json",
-						   "{\"error\": {\"code\": \"0A000\", \"message\": \"object sockets are not implemented yet\"}}\n");
-	return respond_now(wsi, HTTP_STATUS_NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
 }
 
 static const char *
@@ -821,30 +784,30 @@ gateway_static(struct lws *wsi, GatewaySession *pss, const char *path, bool head
 	int			n;
 
 	if (durable_static_dir == NULL || durable_static_dir[0] == '\0')
-		return respond_text(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
 	if (path[0] != '/' || path_has_dotdot(path) || strchr(path, '\\') != NULL)
-		return respond_text(wsi, pss, HTTP_STATUS_FORBIDDEN, "forbidden\n", head_only, NULL);
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_FORBIDDEN, "forbidden\n", head_only, NULL);
 	if (realpath(durable_static_dir, root) == NULL)
-		return respond_text(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
 	rootlen = strlen(root);
 
 	n = snprintf(want, sizeof(want), "%s%s%s", root, path,
 				 path[strlen(path) - 1] == '/' ? "index.html" : "");
 	if (n < 0 || n >= (int) sizeof(want) || realpath(want, real) == NULL ||
 		stat(real, &st) != 0)
-		return respond_text(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
 	if (S_ISDIR(st.st_mode))
 	{
 		n = snprintf(want, sizeof(want), "%s/index.html", real);
 		if (n < 0 || n >= (int) sizeof(want) || realpath(want, real) == NULL ||
 			stat(real, &st) != 0)
-			return respond_text(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+			return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
 	}
 	if (strncmp(real, root, rootlen) != 0 ||
 		(real[rootlen] != '/' && !(rootlen == 1 && root[0] == '/')))
-		return respond_text(wsi, pss, HTTP_STATUS_FORBIDDEN, "forbidden\n", head_only, NULL);
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_FORBIDDEN, "forbidden\n", head_only, NULL);
 	if (!S_ISREG(st.st_mode))
-		return respond_text(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
 
 	type = content_type_for(real);
 	if (head_only)
@@ -886,10 +849,10 @@ gateway_http_request(struct lws *wsi, GatewaySession *pss, const char *path)
 	}
 
 	if (strcmp(path, "/objects") == 0 || strncmp(path, "/objects/", 9) == 0)
-		return gateway_object_request(wsi, pss, method, path);
+		return GatewayObjectRequest(wsi, pss, method, path);
 
 	if (method != GATEWAY_GET && method != GATEWAY_HEAD)
-		return respond_text(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED,
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED,
 							"method not allowed\n", false, "GET, HEAD");
 	if (strcmp(path, "/healthz") == 0)
 		return gateway_healthz(wsi, pss, head_only);
@@ -912,6 +875,11 @@ gateway_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				 void *in, size_t len)
 {
 	GatewaySession *pss = (GatewaySession *) user;
+	int			result;
+
+	/* WebSockets of objects, HTTP call bodies and their late answers */
+	if (GatewayObjectCallback(wsi, reason, pss, in, len, &result))
+		return result;
 
 	switch (reason)
 	{
@@ -921,10 +889,10 @@ gateway_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 				/* in: the request path, without the query string */
 				if (in == NULL || len == 0)
-					return respond_text(wsi, pss, HTTP_STATUS_BAD_REQUEST,
+					return GatewayRespondText(wsi, pss, HTTP_STATUS_BAD_REQUEST,
 										"bad request path\n", false, NULL);
 				if (len >= sizeof(path))
-					return respond_text(wsi, pss, HTTP_STATUS_REQ_URI_TOO_LONG,
+					return GatewayRespondText(wsi, pss, HTTP_STATUS_REQ_URI_TOO_LONG,
 										"request path too long\n", false, NULL);
 				memcpy(path, in, len);
 				path[len] = '\0';
@@ -958,7 +926,7 @@ gateway_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 					return -1;
 				memcpy(path, uri, urilen);
 				path[urilen] = '\0';
-				return gateway_object_upgrade(wsi, pss, path);
+				return GatewayObjectUpgrade(wsi, pss, path);
 			}
 
 		case LWS_CALLBACK_CLOSED_HTTP:
@@ -987,7 +955,7 @@ gateway_wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
 		case LWS_CALLBACK_RAW_RX_FILE:
 			while (read(lws_get_socket_fd(wsi), &value, sizeof(value)) > 0)
 				;
-			/* here the gateway will drain the queues the hosts fill for it */
+			GatewayObjectsDrain();
 			return 0;
 
 		case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -1100,6 +1068,7 @@ gateway_sighup(SIGNAL_ARGS)
 static void
 gateway_exit(int code, Datum arg)
 {
+	DurableSetGatewayEpoch(0);
 	SpinLockAcquire(&gateway_shared->mutex);
 	gateway_shared->pid = 0;
 	gateway_shared->generation++;
@@ -1268,11 +1237,16 @@ DurableGatewayMain(Datum main_arg)
 		proc_exit(0);
 	}
 
+	/* attach the message area now: nothing may allocate in lws callbacks */
+	DurableShmemAttachArea();
+	GatewayObjectsStart();
 	SpinLockAcquire(&gateway_shared->mutex);
 	gateway_shared->pid = MyProcPid;
 	SpinLockRelease(&gateway_shared->mutex);
 	pg_atomic_write_u32(&gateway_shared->sockets_open, 0);
 	before_shmem_exit(gateway_exit, (Datum) 0);
+	/* socket rows of earlier gateways are stale from now on */
+	DurableSetGatewayEpoch(GetCurrentTimestamp());
 
 	raise_fd_limit();
 

@@ -40,6 +40,12 @@ typedef struct DurableGatewayShared
 	uint32		generation;		/* bumped each time the gateway exits */
 	pg_atomic_uint64 http_requests; /* HTTP requests answered, ever */
 	pg_atomic_uint32 sockets_open;	/* WebSockets open now */
+	pg_atomic_uint64 next_socket;	/* last socket id handed out */
+	pg_atomic_uint64 frames_in;
+	pg_atomic_uint64 frames_out;
+	pg_atomic_uint64 bytes_in;
+	pg_atomic_uint64 bytes_out;
+	pg_atomic_uint64 slow_closes;	/* sockets closed as slow consumers */
 } DurableGatewayShared;
 
 extern bool DurableGatewayEnabled(void);

@@ -388,23 +388,49 @@ host_exit(int code, Datum arg)
 
 /*
  * take_batch
- *		Move up to durable.max_batch requests from the ring into batch[].
+ *		Move up to durable.max_batch requests from the ring into batch[]
+ *		(half as many with leave_room).
  */
 static int
-take_batch(void)
+take_batch(bool leave_room)
 {
 	DurableRequest reqs[DURABLE_BATCH_LIMIT];
+	int			max = Min(durable_max_batch, DURABLE_BATCH_LIMIT);
 	int			n;
 	int			i;
 
-	n = DurableDequeue(durable_host_number, reqs,
-					   Min(durable_max_batch, DURABLE_BATCH_LIMIT));
+	/* due alarms and sends get half of the batch when they want it */
+	if (leave_room && max > 1)
+		max -= max / 2;
+	n = DurableDequeue(durable_host_number, reqs, max);
 	for (i = 0; i < n; i++)
 		load_request(&reqs[i], &batch[i]);
 	batch_size = n;
 	if (n > 0)
 		batch_state = BATCH_RUNNING;
 	return n;
+}
+
+/*
+ * send_waits_behind_failure
+ *		Sends to one object run in send order: a send whose object had an
+ *		earlier send fail in this batch is left for later (it stays in the
+ *		outbox, behind the failed one, which now waits for its retry).
+ */
+static bool
+send_waits_behind_failure(DurableCall *calls, int i)
+{
+	int			j;
+
+	if (calls[i].source != DURABLE_SOURCE_SEND)
+		return false;
+	for (j = 0; j < i; j++)
+		if (calls[j].source == DURABLE_SOURCE_SEND && !calls[j].skipped &&
+			calls[j].status == DURABLE_REPLY_ERROR &&
+			strcmp(calls[j].class_name, calls[i].class_name) == 0 &&
+			strcmp(calls[j].id, calls[i].id) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -432,11 +458,16 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 		DurableOutboundReset();
 		if (fetch_work)
 		{
+			int			room = Min(durable_max_batch, DURABLE_BATCH_LIMIT) - *n_calls;
+
 			MemoryContextSwitchTo(BatchContext);
-			work_taken = DurableWorkFetch(calls + *n_calls,
-										  Min(durable_max_batch, DURABLE_BATCH_LIMIT) - *n_calls,
-										  &next_wake);
-			*n_calls += work_taken;
+			if (room > 0)
+			{
+				work_taken = DurableWorkFetch(calls + *n_calls, room, &next_wake);
+				*n_calls += work_taken;
+			}
+			else
+				work_dirty = true;	/* no room this time: look again next time */
 			MemoryContextSwitchTo(cxt);
 		}
 		n = *n_calls;
@@ -445,8 +476,9 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 		{
 			DurableCall *call = &calls[i];
 
-			call->skipped = call->source == DURABLE_SOURCE_REQUEST && call->req.caller >= 0 &&
-				!DurableReplySlotWaiting(call->req.caller, call->req.seq);
+			call->skipped = (call->source == DURABLE_SOURCE_REQUEST && call->req.caller >= 0 &&
+							 !DurableReplySlotWaiting(call->req.caller, call->req.seq)) ||
+				send_waits_behind_failure(calls, i);
 			if (call->skipped)
 				continue;
 			DurableOutboundSetCall(call);
@@ -722,7 +754,7 @@ DurableHostMain(Datum main_arg)
 		MemoryContextReset(BatchContext);
 		MemoryContextSwitchTo(BatchContext);
 		fetch_work = work_due();
-		if (take_batch() > 0 || fetch_work)
+		if (take_batch(fetch_work) > 0 || fetch_work)
 		{
 			run_batch(fetch_work);
 			DurableResidencyMaintain(false);

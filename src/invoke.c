@@ -227,7 +227,9 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 			{
 				Jsonb	   *jb = DatumGetJsonbP(result);
 
-				DurableCheckMessageSize(VARSIZE(jb), "call result");
+				/* only a result someone receives is limited */
+				if (call->source == DURABLE_SOURCE_REQUEST)
+					DurableCheckMessageSize(VARSIZE(jb), "call result");
 				call->result = MemoryContextAlloc(resultcxt, VARSIZE(jb));
 				memcpy(call->result, jb, VARSIZE(jb));
 			}

@@ -117,7 +117,8 @@ extern void DurableMessageFree(dsa_pointer message);
 extern void DurableShmemAttachArea(void);
 extern bool DurableEnqueue(int hostno, const DurableRequest *req, uint32 *generation);
 extern int	DurableDequeue(int hostno, DurableRequest *reqs, int max);
-extern uint64 DurableReplySlotBegin(void);
+extern uint64 DurableReplySlotBegin(uint64 *outer);
+extern void DurableReplySlotResume(uint64 outer);
 extern bool DurableReplySlotWaiting(int procno, uint64 seq);
 extern bool DurableReplySlotPublish(int procno, uint64 seq, DurableReplyStatus status,
 									const DurableParts *parts);

@@ -355,6 +355,28 @@ hand_to_waiting_host(int hostno, const DurableRequest *req, uint32 *generation)
 }
 
 /*
+ * end_nested_wait
+ *		A host's nested wait is over.  If it was itself serving a call of its
+ *		chain while waiting in an outer call (a chain that came back to this
+ *		host), it waits for the outer call again; else it waits no more.
+ */
+static void
+end_nested_wait(DurableHostShared *me, uint64 outer_seq, int outer_waiting_for,
+				uint64 outer_chain)
+{
+	if (outer_waiting_for == 0)
+	{
+		DurableHostRefuseMailbox();
+		return;
+	}
+	DurableReplySlotResume(outer_seq);
+	SpinLockAcquire(&me->mutex);
+	me->waiting_for = outer_waiting_for;
+	me->waiting_chain = outer_chain;
+	SpinLockRelease(&me->mutex);
+}
+
+/*
  * route_and_wait
  *		Put the call on its host's ring and wait for the reply; returns its
  *		status with the reply in *reply.
@@ -372,9 +394,13 @@ route_and_wait(int hostno, DurableParts *parts, DurableParts *reply)
 	uint32		generation;
 	DurableReplyStatus status = DURABLE_REPLY_NONE;
 	bool		nested = DurableInHost();
+	DurableHostShared *me = nested ? DurableHost(durable_host_number) : NULL;
+	uint64		outer_seq;
+	int			outer_waiting_for = 0;
+	uint64		outer_chain = 0;
 
 	memset(&req, 0, sizeof(req));
-	req.seq = DurableReplySlotBegin();
+	req.seq = DurableReplySlotBegin(&outer_seq);
 	req.caller = MyProc->pgprocno;
 	req.kind = DURABLE_REQUEST_CALL;
 	req.message = DurableMessageStore(parts);
@@ -390,13 +416,13 @@ route_and_wait(int hostno, DurableParts *parts, DurableParts *reply)
 	{
 		if (nested)
 		{
-			DurableHostShared *me = DurableHost(durable_host_number);
-
 			if (durable_current_chain == 0)
 				durable_current_chain = ((uint64) (durable_host_number + 1) << 48) |
 					(++chains_started & (((uint64) 1 << 48) - 1));
 			req.chain = durable_current_chain;
 			SpinLockAcquire(&me->mutex);
+			outer_waiting_for = me->waiting_for;
+			outer_chain = me->waiting_chain;
 			me->waiting_for = hostno + 1;
 			me->waiting_chain = req.chain;
 			SpinLockRelease(&me->mutex);
@@ -415,15 +441,15 @@ route_and_wait(int hostno, DurableParts *parts, DurableParts *reply)
 	}
 	PG_CATCH();
 	{
-		if (nested)
-			DurableHostRefuseMailbox();
 		DurableMessageFree(req.message);
 		DurableReplySlotAbandon(req.seq);
+		if (nested)
+			end_nested_wait(me, outer_seq, outer_waiting_for, outer_chain);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	if (nested)
-		DurableHostRefuseMailbox();
+		end_nested_wait(me, outer_seq, outer_waiting_for, outer_chain);
 	return status;
 }
 

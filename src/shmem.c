@@ -391,15 +391,19 @@ my_slot(void)
  * DurableReplySlotBegin
  *		Start waiting for a new call; returns its sequence number.  Drops any
  *		reply left over from a call this slot's previous user abandoned.
+ *		*outer gets the call the slot waited for until now (0: none), which a
+ *		host in a chain of nested calls waits for again afterwards
+ *		(DurableReplySlotResume): nested waits end in LIFO order.
  */
 uint64
-DurableReplySlotBegin(void)
+DurableReplySlotBegin(uint64 *outer)
 {
 	DurableReplySlot *slot = my_slot();
 	dsa_pointer stale;
 	uint64		seq;
 
 	SpinLockAcquire(&slot->mutex);
+	*outer = slot->waiting_seq;
 	stale = slot->reply;
 	slot->reply = InvalidDsaPointer;
 	seq = ++slot->last_seq;
@@ -410,6 +414,22 @@ DurableReplySlotBegin(void)
 
 	DurableMessageFree(stale);
 	return seq;
+}
+
+/*
+ * DurableReplySlotResume
+ *		A nested wait ended: wait for the outer call again.
+ */
+void
+DurableReplySlotResume(uint64 outer)
+{
+	DurableReplySlot *slot = my_slot();
+
+	if (outer == 0)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->waiting_seq = outer;
+	SpinLockRelease(&slot->mutex);
 }
 
 /*

@@ -19,3 +19,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Node.js runs the WebSocket and browser tests; its packages come from the npm registry
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { echo "node and npm are missing (run as root to install them)" >&2; exit 1; }
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -d "$here/ws/node_modules/ws" ]; then
+    (cd "$here/ws" && npm ci --no-audit --no-fund --loglevel=error)
+fi
