@@ -1371,6 +1371,10 @@ GatewayObjectRequest(struct lws *wsi, GatewaySession *pss, GatewayMethod method,
 		if (status != 0)
 			return GatewayRespondError(wsi, pss, status, "42704", "unknown class",
 									   method == GATEWAY_HEAD);
+		if (!entry.websocket)
+			return GatewayRespondError(wsi, pss, HTTP_STATUS_FORBIDDEN, "42501",
+									   "the class does not accept WebSockets",
+									   method == GATEWAY_HEAD);
 		return GatewayRespondError(wsi, pss, 426, "0A000",
 								   "this is a WebSocket URL: upgrade the connection, or POST to /objects/{class}/{id}/{method}",
 								   method == GATEWAY_HEAD);

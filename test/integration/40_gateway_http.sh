@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The gateway's HTTP side: /healthz, /metrics, static files of durable.static_dir, 404, 405,
-# 501 on /objects (until object routes exist), garbage on the socket, SIGHUP/SIGTERM of the
+# 403/404 on /objects for classes without the options, garbage on the socket, SIGHUP/SIGTERM of the
 # gateway, its raised open-file limit, and TLS on a second cluster with a self-signed
 # certificate.  Uses curl; the cluster (from test/lib.sh) serves $DURABLE_STATIC.
 source "$TEST_ROOT/test/lib.sh"
@@ -146,19 +146,23 @@ check "unknown path: 404 (got $code)" [ "$code" = 404 ]
 code=$(fetch /metrics -X POST -d x=1)
 [ "$code" = 405 ] && [ "$(header allow)" = "GET, HEAD" ]
 is "POST /metrics: 405 with Allow: GET, HEAD (got $code)"
+# object routes of a class with neither websocket nor http: refused before anything runs
+# (the routes themselves are tested with real clients in 42_websocket.sh)
 code=$(fetch /objects/it40_counter/a)
-check "GET /objects/...: 501 (got $code)" [ "$code" = 501 ]
-check "GET /objects/...: JSON error with code 0A000" \
-    grep -q '^{"error": {"code": "0A000", "message": ".*"}}$' "$tmp/body"
+check "GET /objects/... of a class without websocket: 403 (got $code)" [ "$code" = 403 ]
+check "GET /objects/...: JSON error with code 42501" \
+    grep -q '^{"error": {"code": "42501", "message": ".*"}}$' "$tmp/body"
 check "GET /objects/...: content type application/json" [ "$(header content-type)" = application/json ]
 code=$(fetch /objects/it40_counter/a/inc -X POST -H 'content-type: application/json' -d '{"x": 1}')
-[ "$code" = 501 ] && grep -q '"code": "0A000"' "$tmp/body"
-is "POST /objects/.../method: 501 JSON error (got $code)"
+[ "$code" = 403 ] && grep -q '"code": "42501"' "$tmp/body"
+is "POST /objects/.../method of a class without http: 403 JSON error (got $code)"
 ws_headers=(-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13'
             -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==')
 code=$(fetch /objects/it40_counter/a "${ws_headers[@]}")
-[ "$code" = 501 ] && grep -q '"code": "0A000"' "$tmp/body"
-is "WebSocket upgrade of /objects/...: 501 JSON error, not upgraded (got $code)"
+[ "$code" = 403 ] && grep -q '"code": "42501"' "$tmp/body"
+is "WebSocket upgrade of a class without websocket: 403 JSON error, not upgraded (got $code)"
+code=$(fetch /objects/no_such_class/a "${ws_headers[@]}")
+check "WebSocket upgrade of an unknown class: 404 (got $code)" [ "$code" = 404 ]
 code=$(fetch /healthz "${ws_headers[@]}")
 check "WebSocket upgrade elsewhere: 404 (got $code)" [ "$code" = 404 ]
 code=$(curl -s --max-time 5 -o /dev/null -o /dev/null -o /dev/null -w '%{http_code} %{num_connects},' \
