@@ -675,6 +675,30 @@ gateway_metrics(struct lws *wsi, GatewaySession *pss, bool head_only)
 	GatewayBufPrintf(&buf, "durable_sockets_open %u\n",
 			   pg_atomic_read_u32(&gateway_shared->sockets_open));
 
+	metric_header(&buf, "durable_call_latency_seconds", "histogram",
+				  "Time from a call's enqueue to its answer (after commit), per host worker.");
+	for (i = 0; i < nhosts; i++)
+	{
+		uint64		cumulative = 0;
+		int			b;
+
+		for (b = 0; b <= DURABLE_LATENCY_BUCKETS; b++)
+		{
+			cumulative += pg_atomic_read_u64(&DurableHost(i)->latency[b]);
+			if (b < DURABLE_LATENCY_BUCKETS)
+				GatewayBufPrintf(&buf, "durable_call_latency_seconds_bucket{host=\"%d\",le=\"%g\"} "
+								 UINT64_FORMAT "\n", i, durable_latency_bounds_ms[b] / 1000.0,
+								 cumulative);
+			else
+				GatewayBufPrintf(&buf, "durable_call_latency_seconds_bucket{host=\"%d\",le=\"+Inf\"} "
+								 UINT64_FORMAT "\n", i, cumulative);
+		}
+		GatewayBufPrintf(&buf, "durable_call_latency_seconds_sum{host=\"%d\"} %.6f\n", i,
+						 pg_atomic_read_u64(&DurableHost(i)->latency_sum_us) / 1000000.0);
+		GatewayBufPrintf(&buf, "durable_call_latency_seconds_count{host=\"%d\"} " UINT64_FORMAT "\n",
+						 i, cumulative);
+	}
+
 	metric_header(&buf, "durable_frames_in_total", "counter",
 				  "WebSocket frames received from clients.");
 	GatewayBufPrintf(&buf, "durable_frames_in_total " UINT64_FORMAT "\n",

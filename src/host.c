@@ -177,6 +177,26 @@ publish_connect(DurableCall *call)
 }
 
 /*
+ * record_latency
+ *		Count a request's time from enqueue to answer in the host's histogram.
+ */
+static void
+record_latency(DurableCall *call)
+{
+	DurableHostShared *host = DurableHost(durable_host_number);
+	int64		us = GetCurrentTimestamp() - call->req.enqueued_at;
+	int			b;
+
+	if (call->req.enqueued_at == 0 || us < 0)
+		return;
+	for (b = 0; b < DURABLE_LATENCY_BUCKETS; b++)
+		if ((double) us <= durable_latency_bounds_ms[b] * 1000.0)
+			break;
+	pg_atomic_fetch_add_u64(&host->latency[b], 1);
+	pg_atomic_fetch_add_u64(&host->latency_sum_us, (uint64) us);
+}
+
+/*
  * publish_outcome
  *		After commit: release what one call produced, in this order: a socket's
  *		acceptance, the messages for sockets, the reply.  Must not throw.
@@ -190,6 +210,8 @@ publish_outcome(DurableCall *call)
 
 	if (call->skipped)
 		return;
+	if (call->source == DURABLE_SOURCE_REQUEST)
+		record_latency(call);
 	if (from_gateway && strcmp(call->method, "$connect") == 0)
 		publish_connect(call);
 	DurableOutboundPublish(call);

@@ -76,7 +76,12 @@ typedef struct DurableRequest
 	int32		kind;			/* DurableRequestKind */
 	dsa_pointer message;		/* DurableParts in the DSA area */
 	uint64		chain;			/* call chain of a nested call; 0 for a top-level call */
+	TimestampTz enqueued_at;	/* for the latency histogram */
 } DurableRequest;
+
+/* upper bounds (ms) of the call latency histogram buckets; one more for +Inf */
+#define DURABLE_LATENCY_BUCKETS 14
+extern const double durable_latency_bounds_ms[DURABLE_LATENCY_BUCKETS];
 
 /* reply status carried in a reply slot */
 typedef enum DurableReplyStatus
@@ -104,6 +109,9 @@ typedef struct DurableHostShared
 	pg_atomic_uint64 errors;
 	pg_atomic_uint64 batches;
 	pg_atomic_uint32 objects;	/* objects in memory */
+	/* latency of requests from enqueue to answer: counts per bucket, sum in us */
+	pg_atomic_uint64 latency[DURABLE_LATENCY_BUCKETS + 1];
+	pg_atomic_uint64 latency_sum_us;
 } DurableHostShared;
 
 extern bool DurableShmemReady(void);

@@ -35,6 +35,9 @@
 #include "utils/memutils.h"
 
 #define DURABLE_DSA_INITIAL_SIZE (4 * 1024 * 1024)
+
+const double durable_latency_bounds_ms[DURABLE_LATENCY_BUCKETS] =
+{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 #define DURABLE_PART_NULL		PG_UINT32_MAX
 
 typedef struct DurableReplySlot
@@ -145,6 +148,7 @@ DurableShmemStartup(void)
 	if (!found)
 	{
 		int			i;
+		int			j;
 		dsa_area   *area;
 
 		memset(base, 0, dsa_off);
@@ -165,6 +169,9 @@ DurableShmemStartup(void)
 			pg_atomic_init_u64(&host->errors, 0);
 			pg_atomic_init_u64(&host->batches, 0);
 			pg_atomic_init_u32(&host->objects, 0);
+			for (j = 0; j <= DURABLE_LATENCY_BUCKETS; j++)
+				pg_atomic_init_u64(&host->latency[j], 0);
+			pg_atomic_init_u64(&host->latency_sum_us, 0);
 		}
 		for (i = 0; i < durable_shared->nslots; i++)
 		{
@@ -347,7 +354,10 @@ DurableEnqueue(int hostno, const DurableRequest *req, uint32 *generation)
 	SpinLockAcquire(&host->mutex);
 	if (host->head - host->tail < (uint64) durable_shared->ring_capacity)
 	{
-		*ring_entry(hostno, host->head) = *req;
+		DurableRequest *entry = ring_entry(hostno, host->head);
+
+		*entry = *req;
+		entry->enqueued_at = GetCurrentTimestamp();
 		host->head++;
 		ok = true;
 	}

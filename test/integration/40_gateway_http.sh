@@ -63,14 +63,21 @@ code=$(fetch /metrics)
 is "/metrics: 200, Prometheus text content type"
 missing=
 for m in durable_calls_total durable_errors_total durable_batches_total durable_queue_depth \
-         durable_objects_in_memory durable_sockets_open durable_http_requests_total; do
+         durable_objects_in_memory durable_sockets_open durable_http_requests_total \
+         durable_frames_in_total durable_frames_out_total durable_bytes_in_total \
+         durable_bytes_out_total durable_slow_consumer_closes_total; do
     grep -q "^# HELP $m " "$tmp/body" && grep -q "^# TYPE $m \(counter\|gauge\)$" "$tmp/body" &&
         grep -qE "^$m(\{[^}]*\})? [0-9]+$" "$tmp/body" || missing="$missing $m"
 done
 check "/metrics: every metric has HELP, TYPE and a sample${missing:+ (missing:$missing)}" [ -z "$missing" ]
 check "/metrics: queue depth per host label" grep -q '^durable_queue_depth{host="0"} [0-9]' "$tmp/body"
 check "/metrics: no WebSockets open yet" grep -q '^durable_sockets_open 0$' "$tmp/body"
-bad_lines=$(grep -vcE '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{host="[0-9]+"\})? [0-9]+)$' "$tmp/body")
+check "/metrics: call latency histogram with buckets, sum and count per host" \
+    grep -q '^durable_call_latency_seconds_bucket{host="0",le="+Inf"} [0-9]' "$tmp/body" &&
+    grep -q '^durable_call_latency_seconds_sum{host="0"} [0-9.]' "$tmp/body" &&
+    grep -q '^durable_call_latency_seconds_count{host="0"} [0-9]' "$tmp/body" &&
+    grep -q '^# TYPE durable_call_latency_seconds histogram$' "$tmp/body"
+bad_lines=$(grep -vcE '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{host="[0-9]+"(,le="[^"]+")?\})? [0-9.]+)$' "$tmp/body")
 check "/metrics: every line is in the exposition format ($bad_lines bad)" [ "$bad_lines" = 0 ]
 
 sql "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_durable_objects"
