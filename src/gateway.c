@@ -941,15 +941,16 @@ gateway_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 			{
 				char		path[1024];
-				char	   *uri;
-				int			urilen;
+				int			n;
 
-				/* in: the protocol asked for ("websocket"); the path is in the headers */
-				if (lws_http_get_uri_and_method(wsi, &uri, &urilen) < 0 ||
-					urilen <= 0 || urilen >= (int) sizeof(path))
+				/*
+				 * in: the protocol asked for ("websocket"); the path is the GET
+				 * URI header (lws_http_get_uri_and_method's length can include
+				 * the separator that follows it).
+				 */
+				n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+				if (n <= 0)
 					return -1;
-				memcpy(path, uri, urilen);
-				path[urilen] = '\0';
 				return GatewayObjectUpgrade(wsi, pss, path);
 			}
 

@@ -40,7 +40,8 @@
 
 #define SOCKET_BUCKETS		16384
 #define OBJECT_BUCKETS		16384
-#define MAX_EARLY_FRAMES	64	/* frames held while $connect runs */
+#define MAX_EARLY_FRAMES	64	/* frames held while $connect runs (and at most
+								 * durable.socket_buffer_bytes of them) */
 #define MAX_HEADERS			16
 #define MAX_QUERY			32
 
@@ -84,6 +85,7 @@ struct GatewayObjSocket
 	GwEarly    *early_head;		/* frames before acceptance */
 	GwEarly    *early_tail;
 	int			nearly;
+	size_t		early_bytes;
 	GwOut	   *out_head;		/* frames to write */
 	GwOut	   *out_tail;
 	size_t		queued;			/* their bytes */
@@ -99,7 +101,7 @@ struct GatewayObjSocket
 
 struct GwObject
 {
-	char	   *key;			/* class NUL id */
+	char	   *key;			/* class NUL id NUL */
 	size_t		keylen;
 	uint64		seq;			/* last event sequence number */
 	GatewayObjSocket *sockets;
@@ -198,12 +200,13 @@ find_object(const char *class_name, const char *id, size_t idlen, bool create)
 	if (o || !create)
 		return o;
 	o = calloc(1, sizeof(GwObject));
-	if (o == NULL || (o->key = malloc(keylen)) == NULL)
+	if (o == NULL || (o->key = malloc(keylen + 1)) == NULL)
 	{
 		free(o);
 		return NULL;
 	}
 	memcpy(o->key, key, keylen);
+	o->key[keylen] = '\0';		/* the id part is a C string too */
 	o->keylen = keylen;
 	o->next_in_bucket = object_buckets[b];
 	object_buckets[b] = o;
@@ -597,6 +600,7 @@ accept_socket(GatewayObjSocket *s, const DurableParts *m)
 	}
 	s->early_tail = NULL;
 	s->nearly = 0;
+	s->early_bytes = 0;
 }
 
 static void
@@ -1224,7 +1228,8 @@ receive_frame(struct lws *wsi, GatewayObjSocket *s, const char *in, size_t len)
 	s->rx[s->rx_len] = '\0';
 	if (s->accepted)
 		dispatch_frame(s, s->rx, s->rx_len);
-	else if (s->nearly >= MAX_EARLY_FRAMES)
+	else if (s->nearly >= MAX_EARLY_FRAMES ||
+			 s->early_bytes + s->rx_len > (size_t) durable_socket_buffer_bytes)
 		close_socket(s, 1008, "too many frames before the socket was accepted", true);
 	else
 	{
@@ -1246,6 +1251,7 @@ receive_frame(struct lws *wsi, GatewayObjSocket *s, const char *in, size_t len)
 				s->early_head = e;
 			s->early_tail = e;
 			s->nearly++;
+			s->early_bytes += e->len;
 		}
 	}
 	s->rx_len = 0;

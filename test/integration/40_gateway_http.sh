@@ -231,7 +231,7 @@ is "SIGTERM: the restarted gateway is a new process"
 # --- TLS on a second cluster ----------------------------------------------------------------
 tls_dir="$tmp/tls"
 mkdir -p "$tls_dir"
-if openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+if openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
         -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" >/dev/null 2>&1; then
     chmod 600 "$tls_dir/key.pem"
     (
@@ -248,6 +248,24 @@ if openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
             [ "$(curl -ks --max-time 5 "$GATEWAY_URL/healthz")" = ok ]
         grep -q 'gateway listening on 127.0.0.1 port [0-9]* (TLS)' "$tls_dir/server.log"
         is "TLS: server log says the gateway listens with TLS"
+        # wss://: a WebSocket of an object over TLS, a call answered through it
+        sql "CREATE EXTENSION pg_durable_objects" >/dev/null
+        sql "CREATE FUNCTION it40_echo(id text, method text, args jsonb) RETURNS jsonb
+             LANGUAGE sql AS \$\$ SELECT jsonb_build_object('id', id, 'method', method, 'args', args) \$\$;
+             SELECT durable.define_class('it40_echo', 'it40_echo', '{\"websocket\": true}')" >/dev/null
+        wait_for "SELECT true" 5 >/dev/null
+        sleep 1.5   # host 0 loads the class directory the gateway reads
+        reply=$(cd "$TEST_ROOT/test/ws" && timeout 20 node --input-type=module -e "
+            import WebSocket from 'ws';
+            import { readFileSync } from 'node:fs';
+            const ws = new WebSocket('wss://127.0.0.1:$DURABLE_PORT/objects/it40_echo/secure',
+                                     { ca: readFileSync('$tls_dir/cert.pem') });
+            ws.on('open', () => ws.send(JSON.stringify({type: 'call', id: 1, method: 'hello', args: {x: 1}})));
+            ws.on('message', (m) => { console.log(m.toString()); ws.close(); });
+            ws.on('error', (e) => { console.log('error ' + e.message); process.exit(1); });
+        " 2>&1)
+        check "TLS: wss:// socket answers a call ($reply)" \
+            [ "$reply" = '{"type":"reply","id":1,"result":{"id": "secure", "args": {"x": 1}, "method": "hello"}}' ]
         cluster_stop
     ) || not_ok "TLS: second cluster starts" "$(tail -5 "$tls_dir/server.log" 2>/dev/null)"
 else
