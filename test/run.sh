@@ -25,7 +25,7 @@ if [ "${1:-}" != "--inside" ]; then
         fi
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
         cp -r sql expected test "$work/"
-        [ -d examples ] && cp -r examples "$work/"
+        cp -r examples clients "$work/"
         chmod 755 "$work"
         chown -R postgres: "$work"
         runuser -u postgres -- "$work/test/run.sh" --inside "$work"
@@ -33,7 +33,7 @@ if [ "${1:-}" != "--inside" ]; then
     else
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
         cp -r sql expected test "$work/"
-        [ -d examples ] && cp -r examples "$work/"
+        cp -r examples clients "$work/"
         "$work/test/run.sh" --inside "$work"
         rc=$?
     fi
