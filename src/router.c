@@ -46,16 +46,15 @@ PG_FUNCTION_INFO_V1(durable_new_id);
 uint32
 DurableObjectShard(const char *class_name, const char *id)
 {
-	size_t		clen = strlen(class_name);
-	size_t		ilen = strlen(id);
-	char	   *key = palloc(clen + ilen + 1);
-	uint32		h;
+	char		key[DURABLE_MAX_CLASS_BYTES + 1 + DURABLE_MAX_ID_BYTES];
+	size_t		clen = Min(strlen(class_name), DURABLE_MAX_CLASS_BYTES);
+	size_t		ilen = Min(strlen(id), DURABLE_MAX_ID_BYTES);
 
-	memcpy(key, class_name, clen + 1);
+	/* no allocation: the gateway calls this inside lws callbacks */
+	memcpy(key, class_name, clen);
+	key[clen] = '\0';
 	memcpy(key + clen + 1, id, ilen);
-	h = hash_bytes((unsigned char *) key, (int) (clen + 1 + ilen));
-	pfree(key);
-	return h;
+	return hash_bytes((unsigned char *) key, (int) (clen + 1 + ilen));
 }
 
 /*
