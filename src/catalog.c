@@ -56,11 +56,14 @@ invalidate_all(void)
 static void
 relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == classes_relid)
+	if (relid == InvalidOid || (OidIsValid(classes_relid) && relid == classes_relid))
 	{
 		invalidate_all();
 		classes_relid = InvalidOid;
 		tables_owner = InvalidOid;
+		/* the table itself changed (DROP/CREATE EXTENSION): the gateway's copy too */
+		if (DurableShmemReady())
+			DurableClassDirMarkDirty();
 	}
 }
 

@@ -113,6 +113,21 @@ load(void)
 }
 
 /*
+ * DurableClassDirMarkDirty
+ *		Classes changed: host 0 reloads the directory soon.  Never throws.
+ */
+void
+DurableClassDirMarkDirty(void)
+{
+	DurableClassDirectory *dir = DurableClassDir();
+
+	SpinLockAcquire(&dir->mutex);
+	dir->dirty = true;
+	SpinLockRelease(&dir->mutex);
+	DurableWakeHostForWork(0);
+}
+
+/*
  * DurableClassDirMaintain
  *		Host 0, outside a transaction: reload the directory if it was never
  *		loaded or classes changed, and forget the socket rows of a gateway

@@ -1,13 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * gateway.c
- *	  The gateway worker: libwebsockets HTTP (and, later, WebSocket) listener.
+ *	  The gateway worker: the libwebsockets HTTP and WebSocket listener.
  *
  * One background worker, registered by _PG_init when durable.listen_address
  * is not empty, listens on durable.listen_address:durable.port (TLS when both
  * durable.ssl_cert_file and durable.ssl_key_file are set).  It is attached to
- * shared memory but not to a database: it reads host state from shared memory
- * and, later, will hand socket frames to the hosts through it.
+ * shared memory but not to a database: it reads host state and the class
+ * directory from shared memory, and hands socket frames and HTTP calls to
+ * the hosts through their queues (gateway_objects.c).
  *
  * Waking the loop.  libwebsockets 4.1 (Debian 12) has no external poll
  * support and lws_service() ignores its timeout, so a latch cannot wake the
@@ -22,16 +23,17 @@
  * HTTP routes (HTTP/1.1 only, also over TLS):
  *	GET /healthz		200 "ok" when the gateway and every host run, else 503
  *	GET /metrics		Prometheus text format
- *	/objects/...		object routes, WebSocket upgrades included: the seam
- *						(gateway_object_request, gateway_object_upgrade); 501 now
+ *	/objects/...		object routes, WebSocket upgrades included
+ *						(GatewayObjectRequest, GatewayObjectUpgrade in
+ *						gateway_objects.c)
  *	GET anything else	a file of durable.static_dir, or 404
  *	other methods		405; HEAD works wherever GET does
  *
  * Rules for this file: nothing here may ereport(ERROR) (or call anything that
  * can) inside an lws callback, because a longjmp through lws would corrupt
  * its state; response buffers are therefore malloc'd and failures become
- * HTTP 500 or a closed connection.  Nothing may block the loop.  All lws code
- * of the extension lives in this file.
+ * HTTP 500 or a closed connection.  Nothing may block the loop.  The lws code
+ * of the extension lives in this file and in gateway_objects.c.
  *
  * IDENTIFICATION
  *	  src/gateway.c
@@ -892,7 +894,7 @@ gateway_http_request(struct lws *wsi, GatewaySession *pss, const char *path)
 
 /*
  * gateway_callback
- *		protocols[0]: every HTTP connection (and, later, object WebSockets).
+ *		protocols[0]: every HTTP connection and object WebSocket.
  */
 static int
 gateway_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,

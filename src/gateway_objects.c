@@ -75,7 +75,9 @@ struct GatewayObjSocket
 	GwObject   *object;
 	GatewayObjSocket *next_in_object;
 	GatewayObjSocket *next_in_bucket;
-	bool		accepted;		/* $connect said yes */
+	bool		connect_sent;	/* its $connect request is with the host */
+	bool		accepted;		/* $connect said yes: events may come */
+	bool		ready;			/* $connect's own messages are out: frames flow */
 	char	   *tags_json;
 	char	  **tags;
 	int			ntags;
@@ -140,6 +142,8 @@ typedef struct GwPending
 static GatewayObjSocket **socket_buckets = NULL;
 static GwObject **object_buckets = NULL;
 static GwPending *pending_upgrades = NULL;
+
+static int	http_body_done(struct lws *wsi, GatewaySession *pss);
 static GatewayHttpCall *http_calls = NULL;
 static uint64 http_tokens = 0;
 
@@ -582,7 +586,6 @@ static void
 accept_socket(GatewayObjSocket *s, const DurableParts *m)
 {
 	char	   *tags = strndup(m->data[5], m->len[5]);
-	GwEarly    *e;
 
 	s->accepted = true;
 	if (tags)
@@ -590,7 +593,19 @@ accept_socket(GatewayObjSocket *s, const DurableParts *m)
 		s->tags_json = tags;
 		s->ntags = DurableJsonTags(tags, &s->tags);
 	}
-	/* the frames that came while $connect ran, in order */
+}
+
+/*
+ * socket_ready
+ *		The messages $connect sent are queued: pass on the frames that came
+ *		while it ran, in order.
+ */
+static void
+socket_ready(GatewayObjSocket *s)
+{
+	GwEarly    *e;
+
+	s->ready = true;
 	while ((e = s->early_head) != NULL)
 	{
 		s->early_head = e->next;
@@ -669,7 +684,13 @@ handle_message(const DurableParts *m, void *arg)
 
 	if (m->nparts < 2)
 		return;
-	if (part_is(m, 0, "connect"))
+	if (part_is(m, 0, "ready"))
+	{
+		s = find_socket(part_int64(m, 1));
+		if (s != NULL && s->accepted && !s->ready)
+			socket_ready(s);
+	}
+	else if (part_is(m, 0, "connect"))
 	{
 		s = find_socket(part_int64(m, 1));
 		if (s == NULL || s->accepted)
@@ -790,48 +811,12 @@ GatewayObjectsDrain(void)
  * ----------------------------------------------------------------------
  */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* percent-decode in place; false on a bad escape */
-static bool
-percent_decode(char *s)
-{
-	char	   *w = s;
-
-	for (; *s; s++)
-	{
-		if (*s == '%')
-		{
-			int			hi = hexval(s[1]);
-			int			lo = hi < 0 ? -1 : hexval(s[2]);
-
-			if (lo < 0)
-				return false;
-			*w++ = (char) (hi * 16 + lo);
-			s += 2;
-		}
-		else
-			*w++ = *s;
-	}
-	*w = '\0';
-	return true;
-}
-
 /*
  * parse_object_path
- *		/objects/{class}/{id}[/{method}] into its parts (decoded).  The id may
- *		contain "/" (as %2F); with want_method the last segment is the method.
- *		Returns false for anything else.
+ *		/objects/{class}/{id}[/{method}] into its parts.  libwebsockets has
+ *		already percent-decoded the path, so the id may contain "/" (sent as
+ *		%2F); with want_method the last segment is the method.  Returns false
+ *		for anything else.
  */
 static bool
 parse_object_path(const char *path, char *class_name, char **id, char **method,
@@ -863,16 +848,13 @@ parse_object_path(const char *path, char *class_name, char **id, char **method,
 		}
 		*last = '\0';
 		*method = strdup(last + 1);
-		if (*method == NULL || !percent_decode(*method))
+		if (*method == NULL)
 		{
-			free(*method);
-			*method = NULL;
 			free(rest);
 			return false;
 		}
 	}
-	if (!percent_decode(rest) || !percent_decode(class_name) ||
-		rest[0] == '\0' || strlen(rest) > DURABLE_MAX_ID_BYTES)
+	if (rest[0] == '\0' || strlen(rest) > DURABLE_MAX_ID_BYTES)
 	{
 		free(rest);
 		if (method)
@@ -1024,12 +1006,10 @@ connect_args(struct lws *wsi)
 			break;
 		if ((qbufs[nq] = strdup(frag)) == NULL)
 			break;
+		/* libwebsockets has percent-decoded the fragment already */
 		eq = strchr(qbufs[nq], '=');
 		if (eq)
 			*eq++ = '\0';
-		percent_decode(qbufs[nq]);
-		if (eq)
-			percent_decode(eq);
 		qnames[nq] = qbufs[nq];
 		qvalues[nq] = eq ? eq : "";
 		nq++;
@@ -1178,7 +1158,9 @@ open_socket(struct lws *wsi, GatewaySession *pss)
 	pss->sock = s;
 	pg_atomic_fetch_add_u32(&DurableGateway()->sockets_open, 1);
 
-	if (!enqueue_request(p->class_name, p->id, "$connect", p->args, s->id, 0, NULL))
+	if (enqueue_request(p->class_name, p->id, "$connect", p->args, s->id, 0, NULL))
+		s->connect_sent = true;
+	else
 		close_socket(s, 1013, "try again later", true);
 	free_pending(p);
 	return 0;
@@ -1226,7 +1208,7 @@ receive_frame(struct lws *wsi, GatewayObjSocket *s, const char *in, size_t len)
 	pg_atomic_fetch_add_u64(&gw->frames_in, 1);
 	pg_atomic_fetch_add_u64(&gw->bytes_in, s->rx_len);
 	s->rx[s->rx_len] = '\0';
-	if (s->accepted)
+	if (s->ready)
 		dispatch_frame(s, s->rx, s->rx_len);
 	else if (s->nearly >= MAX_EARLY_FRAMES ||
 			 s->early_bytes + s->rx_len > (size_t) durable_socket_buffer_bytes)
@@ -1266,8 +1248,8 @@ receive_frame(struct lws *wsi, GatewayObjSocket *s, const char *in, size_t len)
 
 /*
  * close_socket_state
- *		LWS_CALLBACK_CLOSED: the socket is gone.  If $connect accepted it, its
- *		host runs $close.
+ *		LWS_CALLBACK_CLOSED: the socket is gone.  Its host runs $close (if
+ *		$connect accepted it).
  */
 static void
 close_socket_state(GatewayObjSocket *s)
@@ -1278,7 +1260,11 @@ close_socket_state(GatewayObjSocket *s)
 	GwEarly    *e;
 	int			i;
 
-	if (s->accepted)
+	/*
+	 * Even if $connect has not answered yet: it runs first (one queue per
+	 * host), and $close then runs only if it accepted.
+	 */
+	if (s->connect_sent)
 	{
 		int			code = s->peer_code ? s->peer_code : (s->close_code ? s->close_code : 1006);
 		const char *reason = s->peer_code ? s->peer_reason : s->close_reason;
@@ -1375,8 +1361,10 @@ GatewayObjectRequest(struct lws *wsi, GatewaySession *pss, GatewayMethod method,
 		free(id);
 		status = lookup_class(class_name, &entry);
 		if (status != 0)
-			return GatewayRespondError(wsi, pss, status, "42704", "unknown class",
-									   method == GATEWAY_HEAD);
+			return GatewayRespondError(wsi, pss, status,
+									   status == HTTP_STATUS_NOT_FOUND ? "42704" : "57P03",
+									   status == HTTP_STATUS_NOT_FOUND ? "unknown class" :
+									   "the server is starting up", method == GATEWAY_HEAD);
 		if (!entry.websocket)
 			return GatewayRespondError(wsi, pss, HTTP_STATUS_FORBIDDEN, "42501",
 									   "the class does not accept WebSockets",
@@ -1400,7 +1388,10 @@ GatewayObjectRequest(struct lws *wsi, GatewaySession *pss, GatewayMethod method,
 			return GatewayRespondError(wsi, pss, status, "42501",
 									   "the class does not accept HTTP calls", false);
 		if (status != 0)
-			return GatewayRespondError(wsi, pss, status, "42704", "unknown class", false);
+			return GatewayRespondError(wsi, pss, status,
+									   status == HTTP_STATUS_NOT_FOUND ? "42704" : "57P03",
+									   status == HTTP_STATUS_NOT_FOUND ? "unknown class" :
+									   "the server is starting up", false);
 		return GatewayRespondError(wsi, pss, HTTP_STATUS_BAD_REQUEST, "22023",
 								   "method names starting with \"$\" are reserved for the system",
 								   false);
@@ -1422,6 +1413,22 @@ GatewayObjectRequest(struct lws *wsi, GatewaySession *pss, GatewayMethod method,
 	c->next = http_calls;
 	http_calls = c;
 	pss->call = c;
+
+	/* without a body lws announces none: run with {} now */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+	{
+		pss->call = NULL;
+		free_http_call(c);
+		return GatewayRespondError(wsi, pss, 411, "0A000",
+								   "send the JSON args with a Content-Length", false);
+	}
+	{
+		char		cl[32];
+
+		if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+			strtol(cl, NULL, 10) == 0)
+			return http_body_done(wsi, pss);
+	}
 	return 0;					/* the body comes next */
 }
 
@@ -1468,7 +1475,8 @@ http_body_done(struct lws *wsi, GatewaySession *pss)
 								   "request body larger than durable.max_message_bytes", false);
 	}
 	args = (c->body == NULL || c->body_len == 0) ? "{}" : c->body;
-	if (!DurableJsonValid(args, strlen(args)) || strlen(args) != (c->body ? c->body_len : 2))
+	if (!DurableJsonValid(args, strlen(args)) ||
+		(c->body_len > 0 && strlen(c->body) != c->body_len))
 	{
 		pss->call = NULL;
 		free_http_call(c);

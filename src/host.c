@@ -31,6 +31,7 @@
 #include <setjmp.h>
 
 #include "access/xact.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -171,8 +172,29 @@ publish_connect(DurableCall *call)
 		parts.data[i] = data[i];
 		parts.len[i] = strlen(data[i]);
 	}
-	if (parts.len[4] > 123)
-		parts.len[4] = 123;
+	parts.len[4] = pg_mbcliplen(data[4], parts.len[4], 123);
+	DurableGatewayPush(&parts);
+}
+
+/*
+ * publish_ready
+ *		After the messages an accepting $connect sent: the gateway may now pass
+ *		on the frames the socket sent meanwhile (answers to them come after).
+ */
+static void
+publish_ready(DurableCall *call)
+{
+	DurableParts parts;
+	char	   *socket = psprintf(INT64_FORMAT, call->socket);
+
+	if (call->status != DURABLE_REPLY_OK || !call->connect_accept)
+		return;
+	memset(&parts, 0, sizeof(parts));
+	parts.nparts = 2;
+	parts.data[0] = "ready";
+	parts.len[0] = 5;
+	parts.data[1] = socket;
+	parts.len[1] = strlen(socket);
 	DurableGatewayPush(&parts);
 }
 
@@ -213,7 +235,12 @@ publish_outcome(DurableCall *call)
 	if (call->source == DURABLE_SOURCE_REQUEST)
 		record_latency(call);
 	if (from_gateway && strcmp(call->method, "$connect") == 0)
+	{
 		publish_connect(call);
+		DurableOutboundPublish(call);
+		publish_ready(call);
+		return;
+	}
 	DurableOutboundPublish(call);
 	if (from_gateway)
 	{
@@ -520,6 +547,8 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 		*error = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		/* nothing the calls queued for sockets may leave: it did not commit */
+		DurableOutboundReset();
 	}
 	PG_END_TRY();
 

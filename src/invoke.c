@@ -178,6 +178,33 @@ DurableInvokeNested(const char *class_name, const char *id, const char *method,
 }
 
 /*
+ * run_call
+ *		The handler run of DurableInvoke: args of gateway requests parsed, the
+ *		socket bookkeeping of $connect and $close around the handler, the
+ *		call's chain set while it runs.
+ */
+static Datum
+run_call(DurableCall *call, DurableClass *cls, uint64 outer_chain, bool *isnull)
+{
+	Datum		result;
+
+	if (call->args_text != NULL)
+		call->args = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+														CStringGetDatum(call->args_text)));
+	if (!DurableSocketBeforeCall(call))
+	{
+		call->skipped = true;
+		*isnull = true;
+		return (Datum) 0;
+	}
+	durable_current_chain = call->req.chain;
+	result = run_handler(cls, call->id, call->method, call->args, call->socket, isnull);
+	durable_current_chain = outer_chain;
+	DurableSocketAfterCall(call, *isnull ? NULL : DatumGetJsonbP(result));
+	return result;
+}
+
+/*
  * DurableInvoke
  *		Run call in a subtransaction of the current transaction and record its
  *		outcome in call (result or error), allocated in resultcxt.
@@ -210,15 +237,7 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 			/* a nested call runs under the time limit of its outermost call */
 			if (durable_call_timeout > 0 && !call->nested)
 				enable_timeout_after(STATEMENT_TIMEOUT, durable_call_timeout);
-			if (call->args_text != NULL)
-				call->args = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																CStringGetDatum(call->args_text)));
-			DurableSocketBeforeCall(call);
-			durable_current_chain = call->req.chain;
-			result = run_handler(&cls, call->id, call->method, call->args, call->socket,
-								 &isnull);
-			durable_current_chain = outer_chain;
-			DurableSocketAfterCall(call, isnull ? NULL : DatumGetJsonbP(result));
+			result = run_call(call, &cls, outer_chain, &isnull);
 			if (!call->nested)
 				disable_timeout(STATEMENT_TIMEOUT, false);
 
@@ -264,6 +283,7 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 		DurableWorkFailed(call);
+		DurableSocketAfterFailure(call);
 	}
 	PG_END_TRY();
 

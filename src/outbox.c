@@ -58,12 +58,7 @@ wake_at_commit(XactEvent event, void *arg)
 	{
 		if (classes_changed)
 		{
-			DurableClassDirectory *dir = DurableClassDir();
-
-			SpinLockAcquire(&dir->mutex);
-			dir->dirty = true;
-			SpinLockRelease(&dir->mutex);
-			DurableWakeHostForWork(0);
+			DurableClassDirMarkDirty();
 			classes_changed = false;
 		}
 		for (i = 0; i < DurableHostCount() && hosts_to_wake != 0; i++)

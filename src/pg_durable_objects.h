@@ -164,6 +164,7 @@ typedef struct DurableClassDirectory
 extern DurableClassDirectory *DurableClassDir(void);
 extern bool DurableClassDirLookup(const char *name, DurableClassEntry *out, bool *loaded);
 extern void DurableClassDirMaintain(void);
+extern void DurableClassDirMarkDirty(void);
 
 /* messages from hosts to the gateway (shmem.c), drained by the gateway */
 typedef void (*DurableGatewayMessageFn) (const DurableParts *message, void *arg);
@@ -299,7 +300,8 @@ extern void DurableSetGatewayEpoch(int64 epoch);
 extern void DurableOutboundReset(void);
 extern void DurableOutboundSetCall(DurableCall *call);
 extern void DurableOutboundPublish(DurableCall *call);
-extern void DurableSocketBeforeCall(DurableCall *call);
+extern bool DurableSocketBeforeCall(DurableCall *call);
+extern void DurableSocketAfterFailure(DurableCall *call);
 extern void DurableSocketAfterCall(DurableCall *call, Jsonb *result);
 extern void DurableSocketsCleanup(void);
 extern int64 DurableCurrentSocket(void);

@@ -29,7 +29,9 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "mb/pg_wchar.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(durable_socket);
 PG_FUNCTION_INFO_V1(durable_sockets);
@@ -50,13 +52,14 @@ static MemoryContext OutboundContext = NULL;
 static List *outbound = NIL;
 static DurableCall *outbound_owner = NULL;
 static bool subxact_callback_registered = false;
-static Jsonb *pending_attachment = NULL;	/* set_attachment during $connect */
 
 enum
 {
 	PLAN_SOCKETS,
 	PLAN_OWNS,
 	PLAN_CONNECT,
+	PLAN_ACCEPT,
+	PLAN_REFUSE,
 	PLAN_CLOSE,
 	PLAN_ATTACH,
 	PLAN_CLEANUP,
@@ -81,11 +84,21 @@ static const DurableStatement statements[PLAN_COUNT] =
 	},
 	[PLAN_CONNECT] = {
 		"INSERT INTO durable._sockets (socket, class, id, tags, attachment, epoch) "
-		"VALUES ($3, $1, $2, $5, $6, $4) "
+		"VALUES ($3, $1, $2, '{}', NULL, $4) "
 		"ON CONFLICT (socket) DO UPDATE SET class = EXCLUDED.class, id = EXCLUDED.id, "
-		"   tags = EXCLUDED.tags, attachment = EXCLUDED.attachment, "
+		"   tags = EXCLUDED.tags, attachment = NULL, "
 		"   connected_at = pg_catalog.now(), epoch = EXCLUDED.epoch",
-		6, {TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTARRAYOID, JSONBOID}
+		4, {TEXTOID, TEXTOID, INT8OID, INT8OID}
+	},
+	[PLAN_ACCEPT] = {
+		"UPDATE durable._sockets SET tags = $2, "
+		"       attachment = CASE WHEN $4 THEN $3 ELSE attachment END "
+		" WHERE socket OPERATOR(pg_catalog.=) $1",
+		4, {INT8OID, TEXTARRAYOID, JSONBOID, BOOLOID}
+	},
+	[PLAN_REFUSE] = {
+		"DELETE FROM durable._sockets WHERE socket OPERATOR(pg_catalog.=) $1",
+		1, {INT8OID}
 	},
 	[PLAN_CLOSE] = {
 		"DELETE FROM durable._sockets WHERE socket OPERATOR(pg_catalog.=) $1 "
@@ -160,7 +173,6 @@ void
 DurableOutboundSetCall(DurableCall *call)
 {
 	outbound_owner = call;
-	pending_attachment = NULL;
 }
 
 static void
@@ -232,16 +244,16 @@ jsonb_text(Jsonb *jb)
 }
 
 static Jsonb *
-message_arg(FunctionCallInfo fcinfo, int argno)
+message_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 {
 	Jsonb	   *message;
 
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("socket message must not be null")));
+				 errmsg("%s must not be null", what)));
 	message = PG_GETARG_JSONB_P(argno);
-	DurableCheckMessageSize(VARSIZE(message), "socket message");
+	DurableCheckMessageSize(VARSIZE(message), what);
 	return message;
 }
 
@@ -257,8 +269,8 @@ socket_arg(FunctionCallInfo fcinfo, int argno)
 
 /*
  * check_own_socket
- *		ERROR 22023 unless socket is an open socket of the current object (or
- *		the one being accepted by this $connect).
+ *		ERROR 22023 unless socket is an open socket of the current object (the
+ *		one being accepted by a running $connect counts: its row exists).
  */
 static void
 check_own_socket(const char *function, int64 socket)
@@ -270,8 +282,6 @@ check_own_socket(const char *function, int64 socket)
 	bool		own;
 
 	DurableCurrentObject(function, &class_name, &id);
-	if (socket != 0 && socket == DurableCurrentSocket())
-		return;
 	values[0] = CStringGetTextDatum(class_name);
 	values[1] = CStringGetTextDatum(id);
 	values[2] = Int64GetDatum(socket);
@@ -362,7 +372,7 @@ durable_broadcast(PG_FUNCTION_ARGS)
 	data[2] = id;
 	data[3] = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	data[4] = PG_ARGISNULL(2) ? NULL : int64_text(PG_GETARG_INT64(2));
-	data[5] = jsonb_text(message_arg(fcinfo, 0));
+	data[5] = jsonb_text(message_arg(fcinfo, 0, "socket message"));
 	queue_message(6, data, NULL);
 	PG_RETURN_VOID();
 }
@@ -380,7 +390,7 @@ durable_socket_send(PG_FUNCTION_ARGS)
 	DurableCurrentObject("durable.socket_send()", &class_name, &id);
 	data[0] = "send";
 	data[1] = int64_text(socket);
-	data[2] = jsonb_text(message_arg(fcinfo, 1));
+	data[2] = jsonb_text(message_arg(fcinfo, 1, "socket message"));
 	data[3] = class_name;
 	data[4] = id;
 	queue_message(5, data, NULL);
@@ -419,7 +429,7 @@ Datum
 durable_set_attachment(PG_FUNCTION_ARGS)
 {
 	int64		socket = socket_arg(fcinfo, 0);
-	Jsonb	   *attachment = message_arg(fcinfo, 1);
+	Jsonb	   *attachment = message_arg(fcinfo, 1, "socket attachment");
 	const char *class_name;
 	const char *id;
 	DurableSpiState spi;
@@ -427,15 +437,6 @@ durable_set_attachment(PG_FUNCTION_ARGS)
 
 	check_own_socket("durable.set_attachment()", socket);
 	DurableCurrentObject("durable.set_attachment()", &class_name, &id);
-	if (socket == DurableCurrentSocket())
-	{
-		/* the row may not exist yet (in $connect); keep it for the insert */
-		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
-
-		pending_attachment = palloc(VARSIZE(attachment));
-		memcpy(pending_attachment, attachment, VARSIZE(attachment));
-		MemoryContextSwitchTo(old);
-	}
 	values[0] = CStringGetTextDatum(class_name);
 	values[1] = CStringGetTextDatum(id);
 	values[2] = Int64GetDatum(socket);
@@ -451,8 +452,8 @@ durable_set_attachment(PG_FUNCTION_ARGS)
 Datum
 durable_gateway_epoch(PG_FUNCTION_ARGS)
 {
-	DurableCheckReady();
-	PG_RETURN_INT64(DurableGatewayEpoch());
+	/* 0 where no gateway runs (not preloaded, or another database) */
+	PG_RETURN_INT64(DurableShmemReady() ? DurableGatewayEpoch() : 0);
 }
 
 /* ----------------------------------------------------------------------
@@ -462,38 +463,86 @@ durable_gateway_epoch(PG_FUNCTION_ARGS)
 
 /*
  * DurableSocketBeforeCall
- *		In the call's subtransaction, before its handler: for $close, remove
- *		the socket's row and add its attachment to the args.
+ *		In the call's subtransaction, before its handler: for $connect, record
+ *		the socket (undone if $connect refuses or fails); for $close, remove
+ *		its row and add its attachment to the args.  Returns false when the
+ *		handler must not run ($close of a socket that was never accepted).
  */
-void
+bool
 DurableSocketBeforeCall(DurableCall *call)
 {
 	DurableSpiState spi;
-	Datum		values[3];
+	Datum		values[4];
+	Datum		args = (Datum) 0;
 	bool		isnull;
+	bool		run = true;
 
-	if (call->req.kind != DURABLE_REQUEST_GATEWAY || strcmp(call->method, "$close") != 0)
+	if (call->req.kind != DURABLE_REQUEST_GATEWAY || call->socket == 0)
+		return true;
+
+	if (strcmp(call->method, "$connect") == 0)
+	{
+		/* the row exists while $connect runs, so the socket functions see it */
+		values[0] = CStringGetTextDatum(call->class_name);
+		values[1] = CStringGetTextDatum(call->id);
+		values[2] = Int64GetDatum(call->socket);
+		values[3] = Int64GetDatum(DurableGatewayEpoch());
+		DurableSpiBegin(&spi);
+		DurableSpiRun(&statements[PLAN_CONNECT], &plans[PLAN_CONNECT], values, NULL,
+					  SPI_OK_INSERT);
+		DurableSpiEnd(&spi);
+	}
+	else if (strcmp(call->method, "$close") == 0)
+	{
+		values[0] = Int64GetDatum(call->socket);
+		values[1] = Int64GetDatum(DurableGatewayEpoch());
+		values[2] = JsonbPGetDatum(call->args);
+		DurableSpiBegin(&spi);
+		DurableSpiRun(&statements[PLAN_CLOSE], &plans[PLAN_CLOSE], values, NULL,
+					  SPI_OK_DELETE_RETURNING);
+		/* no row: the socket was refused, or never accepted */
+		run = SPI_processed > 0;
+		if (run)
+			args = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull),
+									 false, -1);
+		DurableSpiEnd(&spi);
+		/* detoast outside SPI: its memory is gone after DurableSpiEnd */
+		if (run)
+			call->args = DatumGetJsonbP(args);
+	}
+	return run;
+}
+
+/*
+ * DurableSocketAfterFailure
+ *		In the batch transaction, after a gateway call failed and its
+ *		subtransaction rolled back: the socket of a failed $close is gone all
+ *		the same, so its row goes too.
+ */
+void
+DurableSocketAfterFailure(DurableCall *call)
+{
+	DurableSpiState spi;
+	Datum		values[1];
+
+	if (call->req.kind != DURABLE_REQUEST_GATEWAY || call->socket == 0 ||
+		strcmp(call->method, "$close") != 0)
 		return;
-
+	PushActiveSnapshot(GetTransactionSnapshot());
 	values[0] = Int64GetDatum(call->socket);
-	values[1] = Int64GetDatum(DurableGatewayEpoch());
-	values[2] = JsonbPGetDatum(call->args);
 	DurableSpiBegin(&spi);
-	DurableSpiRun(&statements[PLAN_CLOSE], &plans[PLAN_CLOSE], values, NULL,
-				  SPI_OK_DELETE_RETURNING);
-	if (SPI_processed > 0)
-		call->args = DatumGetJsonbP(SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-																	SPI_tuptable->tupdesc,
-																	1, &isnull),
-													  false, -1));
+	DurableSpiRun(&statements[PLAN_REFUSE], &plans[PLAN_REFUSE], values, NULL, SPI_OK_DELETE);
 	DurableSpiEnd(&spi);
+	PopActiveSnapshot();
 }
 
 /*
  * DurableSocketAfterCall
  *		In the call's subtransaction, after its handler returned result: for
- *		$connect, decide accept or refuse from the result and, on accept,
- *		record the socket.
+ *		$connect, decide accept or refuse from the result; on accept record the
+ *		tags (and the attachment, if the result has one), on refusal forget
+ *		the socket.
  */
 void
 DurableSocketAfterCall(DurableCall *call, Jsonb *result)
@@ -504,7 +553,7 @@ DurableSocketAfterCall(DurableCall *call, Jsonb *result)
 	Datum	   *tag_datums = NULL;
 	int			ntags = 0;
 	DurableSpiState spi;
-	Datum		values[6];
+	Datum		values[4];
 
 	if (call->req.kind != DURABLE_REQUEST_GATEWAY || strcmp(call->method, "$connect") != 0)
 		return;
@@ -532,7 +581,13 @@ DurableSocketAfterCall(DurableCall *call, Jsonb *result)
 			v = getKeyJsonValueFromContainer(&result->root, "reason", 6, NULL);
 			if (v && v->type == jbvString)
 				call->connect_reason = pnstrdup(v->val.string.val,
-												Min(v->val.string.len, 123));
+												pg_mbcliplen(v->val.string.val,
+															 v->val.string.len, 123));
+			values[0] = Int64GetDatum(call->socket);
+			DurableSpiBegin(&spi);
+			DurableSpiRun(&statements[PLAN_REFUSE], &plans[PLAN_REFUSE], values, NULL,
+						  SPI_OK_DELETE);
+			DurableSpiEnd(&spi);
 			return;
 		}
 		v = getKeyJsonValueFromContainer(&result->root, "tags", 4, NULL);
@@ -554,22 +609,16 @@ DurableSocketAfterCall(DurableCall *call, Jsonb *result)
 		if (v)
 			attachment = JsonbValueToJsonb(v);
 	}
-	if (attachment == NULL)
-		attachment = pending_attachment;
-	if (attachment == NULL)
-		attachment = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("null")));
-	DurableCheckMessageSize(VARSIZE(attachment), "socket attachment");
+	DurableCheckMessageSize(attachment ? VARSIZE(attachment) : 0, "socket attachment");
 
 	tags = construct_array(tag_datums, ntags, TEXTOID, -1, false, TYPALIGN_INT);
-	values[0] = CStringGetTextDatum(call->class_name);
-	values[1] = CStringGetTextDatum(call->id);
-	values[2] = Int64GetDatum(call->socket);
-	values[3] = Int64GetDatum(DurableGatewayEpoch());
-	values[4] = PointerGetDatum(tags);
-	values[5] = JsonbPGetDatum(attachment);
+	values[0] = Int64GetDatum(call->socket);
+	values[1] = PointerGetDatum(tags);
+	values[2] = attachment ? JsonbPGetDatum(attachment) : (Datum) 0;
+	values[3] = BoolGetDatum(attachment != NULL);
 	DurableSpiBegin(&spi);
-	DurableSpiRun(&statements[PLAN_CONNECT], &plans[PLAN_CONNECT], values, NULL,
-				  SPI_OK_INSERT);
+	DurableSpiRun(&statements[PLAN_ACCEPT], &plans[PLAN_ACCEPT], values,
+				  attachment ? "    " : "  n ", SPI_OK_UPDATE);
 	DurableSpiEnd(&spi);
 }
 
