@@ -35,6 +35,118 @@ new_object(void)
 	return json_pack("{}");
 }
 
+/* ----------------------------------------------------------------------
+ * raw members: the exact text of a member's value, for numbers that jansson
+ * (doubles, 64-bit integers) would not keep exactly
+ * ----------------------------------------------------------------------
+ */
+
+static const char *
+skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* past one JSON value (already validated by jansson), or NULL */
+static const char *
+skip_value(const char *p, const char *end)
+{
+	int			depth = 0;
+
+	p = skip_space(p, end);
+	do
+	{
+		if (p >= end)
+			return NULL;
+		if (*p == '"')
+		{
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			if (p >= end)
+				return NULL;
+			p++;
+		}
+		else if (*p == '{' || *p == '[')
+		{
+			depth++;
+			p++;
+		}
+		else if (*p == '}' || *p == ']')
+		{
+			depth--;
+			p++;
+		}
+		else if (depth > 0 && (*p == ',' || *p == ':' || *p == ' ' || *p == '\t' ||
+							   *p == '\n' || *p == '\r'))
+			p++;
+		else
+		{
+			/* a number, true, false or null */
+			while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
+				   *p != '\t' && *p != '\n' && *p != '\r')
+				p++;
+		}
+	} while (depth > 0);
+	return p;
+}
+
+/*
+ * raw_member
+ *		The text of the value of top-level member key (the last one, as
+ *		jansson keeps), malloc'd; NULL if absent or its key is escaped.
+ */
+static char *
+raw_member(const char *text, size_t len, const char *key)
+{
+	const char *end = text + len;
+	const char *p = skip_space(text, end);
+	const char *found = NULL;
+	size_t		found_len = 0;
+	size_t		klen = strlen(key);
+
+	if (p >= end || *p != '{')
+		return NULL;
+	p++;
+	for (;;)
+	{
+		const char *k;
+		const char *v;
+		const char *vend;
+
+		p = skip_space(p, end);
+		if (p >= end || *p != '"')
+			break;
+		k = p + 1;
+		p = skip_value(p, end);
+		if (p == NULL)
+			return NULL;
+		p = skip_space(p, end);
+		if (p >= end || *p != ':')
+			return NULL;
+		v = skip_space(p + 1, end);
+		vend = skip_value(v, end);
+		if (vend == NULL)
+			return NULL;
+		if ((size_t) (p - k) >= klen + 1 && k[klen] == '"' && memcmp(k, key, klen) == 0 &&
+			skip_space(k + klen + 1, end) == p)
+		{
+			found = v;
+			found_len = vend - v;
+		}
+		p = skip_space(vend, end);
+		if (p < end && *p == ',')
+		{
+			p++;
+			continue;
+		}
+		break;
+	}
+	return found ? strndup(found, found_len) : NULL;
+}
+
 /*
  * DurableJsonParseFrame
  *		Read one client frame.  Returns FRAME_NOT_JSON if it is not JSON,
@@ -57,7 +169,7 @@ DurableJsonParseFrame(const char *text, size_t len, DurableFrame *frame,
 
 	memset(frame, 0, sizeof(*frame));
 	*error = NULL;
-	root = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	root = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
 	if (root == NULL)
 		return FRAME_NOT_JSON;
 
@@ -68,8 +180,11 @@ DurableJsonParseFrame(const char *text, size_t len, DurableFrame *frame,
 		return FRAME_OTHER;
 	}
 
+	/* id and args keep their exact text; the host reads them with jsonb */
 	id = json_object_get(root, "id");
-	frame->id = json_dumps(id ? id : json_null(), DUMP_FLAGS);
+	frame->id = id ? raw_member(text, len, "id") : strdup("null");
+	if (frame->id == NULL)
+		frame->id = json_dumps(id, DUMP_FLAGS);
 	method = json_object_get(root, "method");
 	args = json_object_get(root, "args");
 	if (method == NULL || !json_is_string(method) || json_string_length(method) == 0)
@@ -86,7 +201,9 @@ DurableJsonParseFrame(const char *text, size_t len, DurableFrame *frame,
 	else
 	{
 		frame->method = strdup(json_string_value(method));
-		frame->args = args ? json_dumps(args, DUMP_FLAGS) : strdup("{}");
+		frame->args = args ? raw_member(text, len, "args") : strdup("{}");
+		if (frame->args == NULL && args)
+			frame->args = json_dumps(args, DUMP_FLAGS);
 		kind = (frame->id && frame->method && frame->args) ? FRAME_CALL : FRAME_NOT_JSON;
 	}
 	json_decref(root);
@@ -110,7 +227,7 @@ bool
 DurableJsonValid(const char *text, size_t len)
 {
 	json_error_t jerr;
-	json_t	   *root = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+	json_t	   *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
 
 	if (root == NULL)
 		return false;
