@@ -5,8 +5,9 @@
  *
  * The gateway (gateway.c) owns the WebSocket connections; hosts know them
  * as rows of the UNLOGGED table durable._sockets, written in the calls that
- * change them: $connect inserts the row when the handler accepts, $close
- * deletes it, set_attachment updates it.  Rows carry the epoch (start time)
+ * change them: $connect inserts the row before its handler runs (a refusal
+ * or a failure removes it again), $close deletes it, set_attachment updates
+ * it.  Rows carry the epoch (start time)
  * of the gateway that owns the socket, so rows of a gateway that is gone are
  * ignored and cleaned up.
  *
@@ -452,7 +453,7 @@ durable_set_attachment(PG_FUNCTION_ARGS)
 Datum
 durable_gateway_epoch(PG_FUNCTION_ARGS)
 {
-	/* 0 where no gateway runs (not preloaded, or another database) */
+	/* 0 where no gateway runs, or without preloading */
 	PG_RETURN_INT64(DurableShmemReady() ? DurableGatewayEpoch() : 0);
 }
 
