@@ -2,6 +2,7 @@
 --   SELECT durable.call('counter', 'page:/home', 'increment');
 --   SELECT durable.call('counter', 'page:/home', 'increment', '{"by": 10}');
 --   SELECT durable.call('counter', 'page:/home', 'get');
+--   curl -d '{"by": 2}' http://127.0.0.1:7432/objects/counter/c1/increment     (http: true)
 CREATE FUNCTION counter_handler(id text, method text, args jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -23,4 +24,4 @@ BEGIN
     RETURN jsonb_build_object('id', id, 'value', n);
 END
 $$;
-SELECT durable.define_class('counter', 'counter_handler');
+SELECT durable.define_class('counter', 'counter_handler', '{"http": true}');

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential postgresql-15 postgresql-server-dev-15
       libwebsockets-dev libjansson-dev libipc-run-perl clang-14 llvm-14 pkg-config
-      procps psmisc curl openssl)
+      procps psmisc curl openssl chromium)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,4 +30,9 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 if [ ! -d "$here/ws/node_modules/ws" ]; then
     (cd "$here/ws" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# the browser test (test/integration/61_browser.sh) drives Debian's chromium (installed above)
+# through playwright-core, which must not download a browser of its own
+if [ ! -d "$here/browser/node_modules/playwright-core" ]; then
+    (cd "$here/browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
