@@ -253,6 +253,11 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 				memcpy(call->result, jb, VARSIZE(jb));
 			}
 		}
+		/* what $connect decided is read after commit: keep it with the result */
+		if (call->connect_tags)
+			call->connect_tags = MemoryContextStrdup(resultcxt, call->connect_tags);
+		if (call->connect_reason)
+			call->connect_reason = MemoryContextStrdup(resultcxt, call->connect_reason);
 		PopActiveSnapshot();
 		ReleaseCurrentSubTransaction();
 		call->status = DURABLE_REPLY_OK;
