@@ -407,7 +407,6 @@ enqueue_request(const char *class_name, const char *id, const char *method,
 	char		token_text[24];
 	uint32		generation;
 	const char *data[7];
-	int			i;
 
 	snprintf(socket_text, sizeof(socket_text), INT64_FORMAT, socket);
 	snprintf(token_text, sizeof(token_text), UINT64_FORMAT, token);
@@ -418,14 +417,7 @@ enqueue_request(const char *class_name, const char *id, const char *method,
 	data[4] = socket_text;
 	data[5] = token_text;
 	data[6] = frame_id;
-	memset(&parts, 0, sizeof(parts));
-	parts.nparts = 7;
-	for (i = 0; i < 7; i++)
-	{
-		parts.data[i] = data[i];
-		parts.isnull[i] = data[i] == NULL;
-		parts.len[i] = data[i] ? strlen(data[i]) : 0;
-	}
+	DurableMakeParts(&parts, data, 7);
 
 	memset(&req, 0, sizeof(req));
 	req.caller = -1;

@@ -81,7 +81,6 @@ publish_error(const DurableRequest *req, int sqlerrcode, const char *message,
 {
 	DurableParts parts;
 	const char *fields[5];
-	int			i;
 
 	if (req->caller < 0)
 		return;
@@ -90,14 +89,7 @@ publish_error(const DurableRequest *req, int sqlerrcode, const char *message,
 	fields[2] = detail;
 	fields[3] = hint;
 	fields[4] = context;
-	memset(&parts, 0, sizeof(parts));
-	parts.nparts = 5;
-	for (i = 0; i < 5; i++)
-	{
-		parts.data[i] = fields[i];
-		parts.isnull[i] = (fields[i] == NULL);
-		parts.len[i] = fields[i] ? strlen(fields[i]) : 0;
-	}
+	DurableMakeParts(&parts, fields, 5);
 	DurableReplySlotPublish(req->caller, req->seq, DURABLE_REPLY_ERROR, &parts);
 }
 
@@ -111,7 +103,6 @@ publish_gateway_reply(DurableCall *call)
 {
 	const char *data[6];
 	DurableParts parts;
-	int			i;
 	bool		is_error = call->status == DURABLE_REPLY_ERROR;
 
 	if (!is_error && call->frame_id == NULL && call->socket != 0)
@@ -119,7 +110,6 @@ publish_gateway_reply(DurableCall *call)
 	if (strcmp(call->method, "$close") == 0)
 		return;					/* the socket is gone */
 
-	memset(&parts, 0, sizeof(parts));
 	data[0] = is_error ? "error" : "reply";
 	data[1] = psprintf(INT64_FORMAT, call->socket);
 	data[2] = call->token;
@@ -135,13 +125,7 @@ publish_gateway_reply(DurableCall *call)
 												VARSIZE(call->result)) : "null";
 		data[5] = NULL;
 	}
-	parts.nparts = 6;
-	for (i = 0; i < 6; i++)
-	{
-		parts.data[i] = data[i];
-		parts.isnull[i] = data[i] == NULL;
-		parts.len[i] = data[i] ? strlen(data[i]) : 0;
-	}
+	DurableMakeParts(&parts, data, 6);
 	DurableGatewayPush(&parts);
 }
 
@@ -156,9 +140,7 @@ publish_connect(DurableCall *call)
 	bool		accept = call->status == DURABLE_REPLY_OK && call->connect_accept;
 	const char *data[6];
 	DurableParts parts;
-	int			i;
 
-	memset(&parts, 0, sizeof(parts));
 	data[0] = "connect";
 	data[1] = psprintf(INT64_FORMAT, call->socket);
 	data[2] = accept ? "t" : "f";
@@ -166,12 +148,7 @@ publish_connect(DurableCall *call)
 	data[4] = call->status == DURABLE_REPLY_OK ? call->connect_reason :
 		(call->error->message ? call->error->message : "");
 	data[5] = accept ? call->connect_tags : "[]";
-	parts.nparts = 6;
-	for (i = 0; i < 6; i++)
-	{
-		parts.data[i] = data[i];
-		parts.len[i] = strlen(data[i]);
-	}
+	DurableMakeParts(&parts, data, 6);
 	parts.len[4] = pg_mbcliplen(data[4], parts.len[4], 123);
 	DurableGatewayPush(&parts);
 }
@@ -185,16 +162,13 @@ static void
 publish_ready(DurableCall *call)
 {
 	DurableParts parts;
-	char	   *socket = psprintf(INT64_FORMAT, call->socket);
+	const char *data[2];
 
 	if (call->status != DURABLE_REPLY_OK || !call->connect_accept)
 		return;
-	memset(&parts, 0, sizeof(parts));
-	parts.nparts = 2;
-	parts.data[0] = "ready";
-	parts.len[0] = 5;
-	parts.data[1] = socket;
-	parts.len[1] = strlen(socket);
+	data[0] = "ready";
+	data[1] = psprintf(INT64_FORMAT, call->socket);
+	DurableMakeParts(&parts, data, 2);
 	DurableGatewayPush(&parts);
 }
 

@@ -119,6 +119,7 @@ extern void DurableShmemRequest(void);
 extern void DurableShmemStartup(void);
 extern DurableHostShared *DurableHost(int hostno);
 extern int	DurableHostCount(void);
+extern void DurableMakeParts(DurableParts *parts, const char *const *data, int n);
 extern dsa_pointer DurableMessageStore(const DurableParts *parts);
 extern void DurableMessageLoad(dsa_pointer message, DurableParts *parts);
 extern void DurableMessageFree(dsa_pointer message);

@@ -485,16 +485,14 @@ durable_call(PG_FUNCTION_ARGS)
 		PG_RETURN_JSONB_P(result);
 	}
 
-	memset(&parts, 0, sizeof(parts));
-	parts.nparts = 4;
-	parts.data[0] = class_name;
-	parts.len[0] = strlen(class_name);
-	parts.data[1] = id;
-	parts.len[1] = strlen(id);
-	parts.data[2] = method;
-	parts.len[2] = strlen(method);
-	parts.data[3] = (const char *) args;
-	parts.len[3] = VARSIZE(args);
+	{
+		const char *data[4] = {class_name, id, method, ""};
+
+		DurableMakeParts(&parts, data, 4);
+		/* the args travel as binary jsonb, not as a C string */
+		parts.data[3] = (const char *) args;
+		parts.len[3] = VARSIZE(args);
+	}
 
 	status = route_and_wait(hostno, &parts, &reply);
 	if (status == DURABLE_REPLY_ERROR)

@@ -226,6 +226,26 @@ get_area(void)
 }
 
 /*
+ * DurableMakeParts
+ *		Point parts at n C strings (NULL: a NULL part).
+ */
+void
+DurableMakeParts(DurableParts *parts, const char *const *data, int n)
+{
+	int			i;
+
+	Assert(n <= DURABLE_MAX_PARTS);
+	memset(parts, 0, sizeof(*parts));
+	parts->nparts = n;
+	for (i = 0; i < n; i++)
+	{
+		parts->data[i] = data[i];
+		parts->isnull[i] = (data[i] == NULL);
+		parts->len[i] = data[i] ? strlen(data[i]) : 0;
+	}
+}
+
+/*
  * DurableMessageStore
  *		Copy parts into the shared area.  Returns InvalidDsaPointer when shared
  *		memory is exhausted, so that hosts can use it where they must not throw.
