@@ -306,6 +306,31 @@ load_request(const DurableRequest *req, DurableCall *call)
 }
 
 /*
+ * take_mailbox
+ *		Take the request in this host's mailbox, if any; with stop_waiting the
+ *		host also stops waiting (no more calls are handed to it).
+ */
+static bool
+take_mailbox(DurableRequest *req, bool stop_waiting)
+{
+	DurableHostShared *host = DurableHost(durable_host_number);
+	bool		have;
+
+	SpinLockAcquire(&host->mutex);
+	have = host->mailbox_full;
+	if (have)
+		*req = host->mailbox;
+	host->mailbox_full = false;
+	if (stop_waiting)
+	{
+		host->waiting_for = 0;
+		host->waiting_chain = 0;
+	}
+	SpinLockRelease(&host->mutex);
+	return have;
+}
+
+/*
  * DurableHostServeMailbox
  *		While this host waits in a nested call, run the call of the same chain
  *		that another host handed to it (see router.c), nested in the waiting
@@ -314,22 +339,11 @@ load_request(const DurableRequest *req, DurableCall *call)
 void
 DurableHostServeMailbox(void)
 {
-	DurableHostShared *host = DurableHost(durable_host_number);
 	DurableCall call;
 	DurableRequest req;
-	bool		have;
 
-	SpinLockAcquire(&host->mutex);
-	have = host->mailbox_full;
-	if (have)
-	{
-		req = host->mailbox;
-		host->mailbox_full = false;
-	}
-	SpinLockRelease(&host->mutex);
-	if (!have)
+	if (!take_mailbox(&req, false))
 		return;
-
 	load_request(&req, &call);
 	call.nested = true;
 	DurableInvoke(&call, CurrentMemoryContext);
@@ -344,19 +358,9 @@ DurableHostServeMailbox(void)
 void
 DurableHostRefuseMailbox(void)
 {
-	DurableHostShared *host = DurableHost(durable_host_number);
 	DurableRequest req;
-	bool		have;
 
-	SpinLockAcquire(&host->mutex);
-	have = host->mailbox_full;
-	if (have)
-		req = host->mailbox;
-	host->mailbox_full = false;
-	host->waiting_for = 0;
-	host->waiting_chain = 0;
-	SpinLockRelease(&host->mutex);
-	if (!have)
+	if (!take_mailbox(&req, true))
 		return;
 	DurableMessageFree(req.message);
 	publish_error(&req, ERRCODE_T_R_DEADLOCK_DETECTED,
