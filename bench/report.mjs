@@ -250,11 +250,11 @@ function report(resultsFile, machineFile, outDir) {
             const oth = (x) => (x && x.other_cpu !== undefined ? `, others ${fmt(x.other_cpu, 2)}` : '') +
                 (x && x.steal_cpu ? `, steal ${fmt(x.steal_cpu, 2)}` : '');
             md.push('CPU while each point ran, objects/clients: cores busy of ' + (machine.cores || '?') + ' (the host workers\' share; ' +
-                'processes that are not the benchmark\'s, "others"): ' +
+                'cores used by processes that are not the benchmark\'s, "others"; cores taken by the hypervisor, "steal"): ' +
                 cpuRows.map((r) => `${r.objects}/${r.clients}: durable ${fmt(r.durable.machine_busy, 2)} (hosts ${fmt(r.durable.hosts_cpu, 2)}${oth(r.durable)}), ` +
                     `plain ${r.plain ? fmt(r.plain.machine_busy, 2) : '–'}${r.plain ? oth(r.plain).replace(', ', ' (') + (oth(r.plain) ? ')' : '') : ''}`).join('; ') + '.');
             const reruns = rows.reduce((a, r) => a + ((r.durable && r.durable.reruns) || 0) + ((r.plain && r.plain.reruns) || 0), 0);
-            if (reruns) md.push(`${reruns} run(s) were thrown away and repeated because other processes used more than 0.25 cores meanwhile.`);
+            if (reruns) md.push(`${reruns} run(s) were thrown away and repeated because other processes and CPU steal took more than 0.25 cores meanwhile.`);
         }
         md.push('');
         return rows;

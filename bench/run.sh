@@ -18,14 +18,16 @@
 # bench/results/latest.json; the raw measurements and the server log go to bench/results/tmp/.
 #
 # Environment: BENCH_SECONDS (seconds per pgbench run, default 5), BENCH_REPS (runs per point,
-# default 2, alternating with the baseline: A B B A), BENCH_SOCKETS (the big
-# room, default 10000), BENCH_KNOBS=0 (skip the knob runs), BENCH_QUICK=1 (a 2-minute smoke
-# run: 2 s points, a room of 1,000, fewer calls).
+# default 2, alternating with the baseline: A B B A), BENCH_SOCKETS (the big room, default
+# 10000), BENCH_KNOBS=0 (skip the knob runs), BENCH_QUICK=1 (a 3-minute smoke run: 2 s points,
+# one run each, a room of 1,000, fewer calls); BENCH_OTHER_LIMIT, BENCH_RERUNS,
+# BENCH_THROUGHPUT_RERUNS and BENCH_LATENCY_RERUNS govern the repetition of measurements that
+# other work on the machine disturbed (see "Disturbances" below and docs/performance.md).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 if [ "${1:-}" != "--inside" ]; then
-    cd "$here"
+    cd "$here" || exit 1
     start=$(date +%s)
     if [ "$(id -u)" = 0 ]; then
         echo "== dependencies and build"
@@ -148,7 +150,17 @@ find_pids
 # machine
 
 progress "machine"
-fsync_line=$(pg_test_fsync -s 1 -f "$work/cluster/fsync.test" 2>/dev/null | awk '/^[[:space:]]+fdatasync/ {print; exit}')
+# pg_test_fsync -s 1, stopped once it printed the fdatasync rate (its first 3 s)
+stdbuf -oL pg_test_fsync -s 1 -f "$work/cluster/fsync.test" >"$raw/pg_test_fsync.out" 2>&1 &
+fsync_pid=$!
+for _ in $(seq 1 100); do
+    grep -qE '^[[:space:]]+fdatasync.*ops/sec' "$raw/pg_test_fsync.out" && break
+    kill -0 "$fsync_pid" 2>/dev/null || break
+    sleep 0.1
+done
+kill "$fsync_pid" 2>/dev/null
+wait "$fsync_pid" 2>/dev/null
+fsync_line=$(grep -m1 -E '^[[:space:]]+fdatasync.*ops/sec' "$raw/pg_test_fsync.out")
 rm -f "$work/cluster/fsync.test"
 export M_CPU M_CORES M_RAM M_KERNEL M_FSYNC_OPS M_FSYNC_US M_PG M_LWS M_NODE M_WS M_COMMIT M_SECONDS M_REPS M_BACKGROUND M_BACKGROUND_END
 M_CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -208,7 +220,9 @@ hosts_counters() {
 # figures for every measurement.
 OTHER_LIMIT=${BENCH_OTHER_LIMIT:-0.25}
 RERUNS=${BENCH_RERUNS:-2}
-THROUGHPUT_RERUNS=${BENCH_THROUGHPUT_RERUNS:-10}
+# shellcheck disable=SC2034  # read through ${!BUDGET}
+THROUGHPUT_RERUNS=${BENCH_THROUGHPUT_RERUNS:-8}
+# shellcheck disable=SC2034
 LATENCY_RERUNS=${BENCH_LATENCY_RERUNS:-6}
 BUDGET=THROUGHPUT_RERUNS
 CALM_OTHER=0

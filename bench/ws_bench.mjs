@@ -5,6 +5,9 @@
 //                           [--inflight 4 --per-call 10 --gateway-pid P --host-pids a,b]
 //                           N sockets on one object: memory per idle socket, time until all N
 //                           got one broadcast, deliveries per second under a flood
+//   node ws_bench.mjs ... --client raw
+//                           the same with a bare net.Socket and a small frame parser instead of
+//                           the npm package ws (to see how much of a figure is the client's)
 //   node ws_bench.mjs floor --sockets 100 --calls 5000 --flood-seconds 3
 //                           the same client code against a trivial local server (node echo of
 //                           call frames; pre-serialised event frames written in bulk): what this
