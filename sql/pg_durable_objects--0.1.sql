@@ -31,6 +31,17 @@ CREATE TABLE durable._storage (
 COMMENT ON TABLE durable._storage IS
     'Private: the key/value storage of every object, keys in byte order';
 
+-- Hosts cache the storage of their objects; a write by anyone else (a restore, a superuser's
+-- UPDATE, durable.drop_class) makes them forget it when it commits.
+CREATE FUNCTION durable._storage_written() RETURNS trigger
+LANGUAGE C AS 'MODULE_PATHNAME', 'durable_storage_written';
+CREATE TRIGGER storage_written
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON durable._storage
+    FOR EACH STATEMENT EXECUTE FUNCTION durable._storage_written();
+REVOKE ALL ON FUNCTION durable._storage_written() FROM PUBLIC;
+COMMENT ON FUNCTION durable._storage_written() IS
+    'Private: trigger on durable._storage; a write outside the hosts makes them forget their cached storage at commit';
+
 -- Which objects a host currently holds in memory. Transient: rebuilt by the hosts.
 CREATE UNLOGGED TABLE durable._residency (
     class         text COLLATE "C" NOT NULL,

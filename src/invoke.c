@@ -217,6 +217,7 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 	TimestampTz started = GetCurrentTimestamp();
 	uint64		outer_chain = durable_current_chain;
 
+	DurableCacheBeginCall();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 

@@ -9,7 +9,9 @@
  * registered once per process, wakes the target hosts when the transaction
  * commits, so they run the sends at once instead of at their next tick; the
  * same callback tells host 0 to reload the class directory when a
- * transaction changed classes (classdir.c).
+ * transaction changed classes (classdir.c), and the hosts to forget their
+ * cached storage when a transaction wrote it behind their back
+ * (storage_cache.c).
  * Running, retrying and dead-lettering are in work.c.
  *
  * IDENTIFICATION
@@ -28,6 +30,7 @@ PG_FUNCTION_INFO_V1(durable_send);
 static SPIPlanPtr insert_plan = NULL;
 static uint64 hosts_to_wake = 0;	/* bit per host with sends in this transaction */
 static bool classes_changed = false;	/* this transaction changed classes */
+static bool storage_written = false;	/* it wrote storage outside a host */
 static bool callback_registered = false;
 
 /*
@@ -61,6 +64,11 @@ wake_at_commit(XactEvent event, void *arg)
 			DurableClassDirMarkDirty();
 			classes_changed = false;
 		}
+		if (storage_written)
+		{
+			DurableStorageEpochBump();
+			storage_written = false;
+		}
 		for (i = 0; i < DurableHostCount() && hosts_to_wake != 0; i++)
 			if (hosts_to_wake & ((uint64) 1 << i))
 				DurableWakeHostForWork(i);
@@ -70,6 +78,7 @@ wake_at_commit(XactEvent event, void *arg)
 	{
 		hosts_to_wake = 0;
 		classes_changed = false;
+		storage_written = false;
 	}
 }
 
@@ -93,6 +102,18 @@ DurableClassesChangedAtCommit(void)
 {
 	register_callback();
 	classes_changed = true;
+}
+
+/*
+ * DurableStorageWrittenAtCommit
+ *		This transaction wrote durable._storage outside a host: when it
+ *		commits, the hosts forget the storage they cache (storage_cache.c).
+ */
+void
+DurableStorageWrittenAtCommit(void)
+{
+	register_callback();
+	storage_written = true;
 }
 
 /*

@@ -33,6 +33,7 @@ int			durable_max_batch = 64;
 int			durable_call_timeout = 30000;
 int			durable_max_message_bytes = 1024 * 1024;
 int			durable_idle_timeout = 60;
+int			durable_cache_size = 32768;
 
 /* gateway settings (gateway.c) */
 char	   *durable_listen_address = NULL;
@@ -169,6 +170,15 @@ define_settings(void)
 							60, 1, 86400 * 365,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.cache_size",
+							"Memory each host may use to keep the storage of its objects; 0 turns the cache off.",
+							NULL,
+							&durable_cache_size,
+							32768, 0, INT_MAX / 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("durable.max_attempts",

@@ -40,6 +40,7 @@ extern int	durable_max_batch;
 extern int	durable_call_timeout;
 extern int	durable_max_message_bytes;
 extern int	durable_idle_timeout;
+extern int	durable_cache_size;
 extern int	durable_max_attempts;
 extern int	durable_retry_delay;
 
@@ -306,6 +307,23 @@ extern void DurableSocketAfterFailure(DurableCall *call);
 extern void DurableSocketAfterCall(DurableCall *call, Jsonb *result);
 extern void DurableSocketsCleanup(void);
 extern int64 DurableCurrentSocket(void);
+
+/* a host's cache of its objects' storage (storage_cache.c) */
+extern void DurableCacheBeginCall(void);
+extern bool DurableCacheGet(const char *class_name, const char *id, const text *key,
+							Jsonb **value);
+extern void DurableCacheFill(const char *class_name, const char *id, const text *key,
+							 const Jsonb *value);
+extern bool DurableCachePut(const char *class_name, const char *id, const text *key,
+							const Jsonb *value);
+extern int	DurableCacheDelete(const char *class_name, const char *id, const text *key);
+extern void DurableCacheForget(const char *class_name, const char *id, const text *key);
+extern void DurableCacheForgetObject(const char *class_name, const char *id);
+extern bool DurableCacheFlush(void);
+extern bool DurableStorageDeleteKey(const char *class_name, const char *id, text *key);
+extern uint64 DurableStorageEpoch(void);
+extern void DurableStorageEpochBump(void);
+extern void DurableStorageWrittenAtCommit(void);
 
 /* residency (residency.c) */
 extern void DurableResidencyTouch(const char *class_name, const char *id);

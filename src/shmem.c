@@ -70,6 +70,8 @@ typedef struct DurableShared
 	dsa_pointer gateway_head;
 	dsa_pointer gateway_tail;
 	DurableClassDirectory class_dir;
+	pg_atomic_uint64 storage_epoch; /* bumped by commits that wrote storage
+									 * outside the hosts */
 } DurableShared;
 
 static DurableShared *durable_shared = NULL;
@@ -156,6 +158,7 @@ DurableShmemStartup(void)
 		durable_shared->gateway_head = InvalidDsaPointer;
 		durable_shared->gateway_tail = InvalidDsaPointer;
 		SpinLockInit(&durable_shared->class_dir.mutex);
+		pg_atomic_init_u64(&durable_shared->storage_epoch, 0);
 		durable_shared->nhosts = durable_hosts;
 		durable_shared->ring_capacity = ring_capacity();
 		durable_shared->nslots = slot_count();
@@ -682,4 +685,22 @@ DurableSetGatewayEpoch(int64 epoch)
 	SpinLockAcquire(&durable_shared->gateway_mutex);
 	durable_shared->gateway_epoch = epoch;
 	SpinLockRelease(&durable_shared->gateway_mutex);
+}
+
+/*
+ * DurableStorageEpoch / DurableStorageEpochBump
+ *		A counter moved by every commit that wrote durable._storage outside
+ *		the hosts: the hosts' storage caches forget what they knew.
+ */
+uint64
+DurableStorageEpoch(void)
+{
+	return pg_atomic_read_u64(&durable_shared->storage_epoch);
+}
+
+void
+DurableStorageEpochBump(void)
+{
+	if (durable_shared)
+		pg_atomic_fetch_add_u64(&durable_shared->storage_epoch, 1);
 }

@@ -4,11 +4,15 @@
  *	  The storage functions of an object: get, put, delete, list, delete_all.
  *
  * Called from handlers while a host runs a call (invoke.c sets the current
- * object); anywhere else they raise ERROR 55000.  They read and write
- * durable._storage through prepared plans kept for the life of the host,
- * as the owner of the table, inside the call's subtransaction: a failing
- * call's writes vanish with it.  Keys and values are always parameters,
- * never SQL text.
+ * object); anywhere else they raise ERROR 55000.  get, put and delete go
+ * through the host's storage cache (storage_cache.c), which answers reads
+ * of known keys from memory and writes changes at commit; list, get of
+ * several keys and delete_all read durable._storage itself after the cache
+ * wrote what it holds.  Statements use prepared plans kept for the life of
+ * the host, run as the owner of the table, inside the call's
+ * subtransaction: a failing call's writes vanish with it (the cache undoes
+ * its changes with the subtransaction).  Keys and values are always
+ * parameters, never SQL text.
  *
  * IDENTIFICATION
  *	  src/storage.c
@@ -37,9 +41,6 @@ enum
 	PLAN_GET,
 	PLAN_GET_MANY,
 	PLAN_PUT,
-	PLAN_PUT_MANY,
-	PLAN_DELETE,
-	PLAN_DELETE_MANY,
 	PLAN_LIST,
 	PLAN_LIST_REVERSE,
 	PLAN_DELETE_ALL,
@@ -76,20 +77,6 @@ static const DurableStatement statements[PLAN_COUNT] =
 		"ON CONFLICT (class, id, key) DO UPDATE SET value = EXCLUDED.value",
 		4, {TEXTOID, TEXTOID, TEXTOID, JSONBOID}
 	},
-	[PLAN_PUT_MANY] = {
-		"INSERT INTO durable._storage (class, id, key, value) "
-		"SELECT $1, $2, e.key, e.value FROM pg_catalog.jsonb_each($3) e "
-		"ON CONFLICT (class, id, key) DO UPDATE SET value = EXCLUDED.value",
-		3, {TEXTOID, TEXTOID, JSONBOID}
-	},
-	[PLAN_DELETE] = {
-		"DELETE FROM durable._storage" OBJECT_SQL "AND key OPERATOR(pg_catalog.=) $3",
-		3, {TEXTOID, TEXTOID, TEXTOID}
-	},
-	[PLAN_DELETE_MANY] = {
-		"DELETE FROM durable._storage" OBJECT_SQL "AND key OPERATOR(pg_catalog.=) ANY ($3)",
-		3, {TEXTOID, TEXTOID, TEXTARRAYOID}
-	},
 	[PLAN_LIST] = {
 		LIST_SQL("ASC"), 6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
 	},
@@ -105,23 +92,21 @@ static const DurableStatement statements[PLAN_COUNT] =
 static SPIPlanPtr plans[PLAN_COUNT];
 
 /*
- * run_statement
- *		Execute statement which for the current object with extra parameters
- *		(from $3 on).  Leaves SPI connected; the caller ends with
- *		DurableSpiEnd after copying what it needs.
+ * run_statement_snapshot
+ *		Execute statement which for object (class_name, id) with extra
+ *		parameters (from $3 on); read_only: in the snapshot of the calling
+ *		statement, else in a new one.  Leaves SPI connected; the caller ends
+ *		with DurableSpiEnd after copying what it needs.
  */
 static void
-run_statement(int which, const char *function, DurableSpiState *spi,
-			  Datum *extra, const char *extra_nulls, int expected)
+run_statement_snapshot(int which, const char *class_name, const char *id, DurableSpiState *spi,
+					   Datum *extra, const char *extra_nulls, int expected, bool read_only)
 {
-	const char *class_name;
-	const char *id;
 	Datum		values[6];
 	char		nulls[6];
 	int			nargs = statements[which].nargs;
 	int			i;
 
-	DurableCurrentObject(function, &class_name, &id);
 	values[0] = CStringGetTextDatum(class_name);
 	values[1] = CStringGetTextDatum(id);
 	nulls[0] = nulls[1] = ' ';
@@ -131,7 +116,39 @@ run_statement(int which, const char *function, DurableSpiState *spi,
 		nulls[i] = extra_nulls ? extra_nulls[i - 2] : ' ';
 	}
 	DurableSpiBegin(spi);
-	DurableSpiRun(&statements[which], &plans[which], values, nulls, expected);
+	DurableSpiExecute(DurableSpiPlan(&plans[which], statements[which].sql,
+									 statements[which].nargs,
+									 (Oid *) statements[which].argtypes),
+					  values, nulls, read_only, expected);
+}
+
+/* run_statement_snapshot, reads in the snapshot of the calling statement */
+static void
+run_statement(int which, const char *class_name, const char *id, DurableSpiState *spi,
+			  Datum *extra, const char *extra_nulls, int expected)
+{
+	run_statement_snapshot(which, class_name, id, spi, extra, extra_nulls, expected,
+						   expected == SPI_OK_SELECT);
+}
+
+/*
+ * run_on_table
+ *		run_statement for the current object, for a statement that reads or
+ *		writes the table as a whole: the changes the cache holds are written
+ *		first, and then seen (a new snapshot) by the statement.
+ */
+static void
+run_on_table(int which, const char *function, DurableSpiState *spi,
+			 Datum *extra, const char *extra_nulls, int expected)
+{
+	const char *class_name;
+	const char *id;
+
+	DurableCurrentObject(function, &class_name, &id);
+	if (DurableCacheFlush())
+		run_statement_snapshot(which, class_name, id, spi, extra, extra_nulls, expected, false);
+	else
+		run_statement(which, class_name, id, spi, extra, extra_nulls, expected);
 }
 
 static void
@@ -202,14 +219,26 @@ Datum
 durable_get(PG_FUNCTION_ARGS)
 {
 	DurableSpiState spi;
+	const char *class_name;
+	const char *id;
 	Datum		extra[1];
 	Datum		result;
 	bool		isnull;
+	Jsonb	   *cached;
 
 	extra[0] = key_arg(fcinfo, 0);
-	run_statement(PLAN_GET, "durable.get()", &spi, extra, NULL, SPI_OK_SELECT);
+	DurableCurrentObject("durable.get()", &class_name, &id);
+	if (DurableCacheGet(class_name, id, DatumGetTextPP(extra[0]), &cached))
+	{
+		if (cached == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_JSONB_P(cached);
+	}
+	run_statement(PLAN_GET, class_name, id, &spi, extra, NULL, SPI_OK_SELECT);
 	result = first_value(&isnull);
 	DurableSpiEnd(&spi);
+	DurableCacheFill(class_name, id, DatumGetTextPP(extra[0]),
+					 isnull ? NULL : DatumGetJsonbP(result));
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
@@ -225,7 +254,7 @@ durable_get_many(PG_FUNCTION_ARGS)
 	bool		isnull;
 
 	extra[0] = keys_arg(fcinfo, 0);
-	run_statement(PLAN_GET_MANY, "durable.get()", &spi, extra, NULL, SPI_OK_SELECT);
+	run_on_table(PLAN_GET_MANY, "durable.get()", &spi, extra, NULL, SPI_OK_SELECT);
 	result = first_value(&isnull);
 	DurableSpiEnd(&spi);
 	PG_RETURN_DATUM(result);
@@ -237,23 +266,54 @@ check_value(Jsonb *value)
 	DurableCheckMessageSize(VARSIZE(value), "storage value");
 }
 
-/* durable.put(key text, value jsonb) RETURNS void */
-Datum
-durable_put(PG_FUNCTION_ARGS)
+/* write value under key of the current object: held by the cache or written through */
+static void
+put_one(const char *class_name, const char *id, text *key, Jsonb *value)
 {
 	DurableSpiState spi;
 	Datum		extra[2];
 
-	extra[0] = key_arg(fcinfo, 0);
+	if (DurableCachePut(class_name, id, key, value))
+		return;
+	extra[0] = PointerGetDatum(key);
+	extra[1] = JsonbPGetDatum(value);
+	run_statement(PLAN_PUT, class_name, id, &spi, extra, NULL, SPI_OK_INSERT);
+	DurableSpiEnd(&spi);
+	DurableCacheForget(class_name, id, key);
+}
+
+/* delete key of the current object; whether it existed */
+static bool
+delete_one(const char *class_name, const char *id, text *key)
+{
+	int			known = DurableCacheDelete(class_name, id, key);
+	bool		existed;
+
+	if (known >= 0)
+		return known > 0;
+	existed = DurableStorageDeleteKey(class_name, id, key);
+	DurableCacheFill(class_name, id, key, NULL);
+	return existed;
+}
+
+/* durable.put(key text, value jsonb) RETURNS void */
+Datum
+durable_put(PG_FUNCTION_ARGS)
+{
+	const char *class_name;
+	const char *id;
+	text	   *key = DatumGetTextPP(key_arg(fcinfo, 0));
+	Jsonb	   *value;
+
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("storage value must not be null"),
 				 errhint("Use durable.delete() to remove a key; JSON null ('null'::jsonb) is a value.")));
-	check_value(PG_GETARG_JSONB_P(1));
-	extra[1] = PointerGetDatum(PG_GETARG_JSONB_P(1));
-	run_statement(PLAN_PUT, "durable.put()", &spi, extra, NULL, SPI_OK_INSERT);
-	DurableSpiEnd(&spi);
+	value = PG_GETARG_JSONB_P(1);
+	check_value(value);
+	DurableCurrentObject("durable.put()", &class_name, &id);
+	put_one(class_name, id, key, value);
 	PG_RETURN_VOID();
 }
 
@@ -261,13 +321,14 @@ durable_put(PG_FUNCTION_ARGS)
 Datum
 durable_put_many(PG_FUNCTION_ARGS)
 {
-	DurableSpiState spi;
-	Datum		extra[1];
+	const char *class_name;
+	const char *id;
 	Jsonb	   *entries;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	int			level = 0;
+	text	   *key = NULL;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -278,6 +339,7 @@ durable_put_many(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("storage entries must be a JSON object")));
+	DurableCurrentObject("durable.put()", &class_name, &id);
 
 	/* check every top-level key and value before writing any */
 	it = JsonbIteratorInit(&entries->root);
@@ -296,9 +358,20 @@ durable_put_many(PG_FUNCTION_ARGS)
 									"storage value");
 	}
 
-	extra[0] = PointerGetDatum(entries);
-	run_statement(PLAN_PUT_MANY, "durable.put()", &spi, extra, NULL, SPI_OK_INSERT);
-	DurableSpiEnd(&spi);
+	/* then write them one by one (an object has each key once) */
+	it = JsonbIteratorInit(&entries->root);
+	level = 0;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+			level++;
+		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+			level--;
+		else if (tok == WJB_KEY && level == 1)
+			key = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && level == 1)
+			put_one(class_name, id, key, JsonbValueToJsonb(&v));
+	}
 	PG_RETURN_VOID();
 }
 
@@ -306,29 +379,32 @@ durable_put_many(PG_FUNCTION_ARGS)
 Datum
 durable_delete(PG_FUNCTION_ARGS)
 {
-	DurableSpiState spi;
-	Datum		extra[1];
-	bool		existed;
+	const char *class_name;
+	const char *id;
+	text	   *key = DatumGetTextPP(key_arg(fcinfo, 0));
 
-	extra[0] = key_arg(fcinfo, 0);
-	run_statement(PLAN_DELETE, "durable.delete()", &spi, extra, NULL, SPI_OK_DELETE);
-	existed = SPI_processed > 0;
-	DurableSpiEnd(&spi);
-	PG_RETURN_BOOL(existed);
+	DurableCurrentObject("durable.delete()", &class_name, &id);
+	PG_RETURN_BOOL(delete_one(class_name, id, key));
 }
 
 /* durable.delete(keys text[]) RETURNS integer */
 Datum
 durable_delete_many(PG_FUNCTION_ARGS)
 {
-	DurableSpiState spi;
-	Datum		extra[1];
-	int32		count;
+	const char *class_name;
+	const char *id;
+	ArrayType  *keys = DatumGetArrayTypeP(keys_arg(fcinfo, 0));
+	Datum	   *elems;
+	int			n;
+	int			i;
+	int32		count = 0;
 
-	extra[0] = keys_arg(fcinfo, 0);
-	run_statement(PLAN_DELETE_MANY, "durable.delete()", &spi, extra, NULL, SPI_OK_DELETE);
-	count = (int32) SPI_processed;
-	DurableSpiEnd(&spi);
+	DurableCurrentObject("durable.delete()", &class_name, &id);
+	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+	/* a key named twice counts once: the second time it is gone */
+	for (i = 0; i < n; i++)
+		if (delete_one(class_name, id, DatumGetTextPP(elems[i])))
+			count++;
 	PG_RETURN_INT32(count);
 }
 
@@ -372,7 +448,7 @@ durable_list(PG_FUNCTION_ARGS)
 	extra[3] = PG_ARGISNULL(3) ? (Datum) 0 : Int64GetDatum(PG_GETARG_INT32(3));
 
 	InitMaterializedSRF(fcinfo, 0);
-	run_statement(reverse ? PLAN_LIST_REVERSE : PLAN_LIST, "durable.list()", &spi,
+	run_on_table(reverse ? PLAN_LIST_REVERSE : PLAN_LIST, "durable.list()", &spi,
 				  extra, nulls, SPI_OK_SELECT);
 	for (row = 0; row < SPI_processed; row++)
 	{
@@ -392,8 +468,12 @@ Datum
 durable_delete_all(PG_FUNCTION_ARGS)
 {
 	DurableSpiState spi;
+	const char *class_name;
+	const char *id;
 
-	run_statement(PLAN_DELETE_ALL, "durable.delete_all()", &spi, NULL, NULL, SPI_OK_DELETE);
+	run_on_table(PLAN_DELETE_ALL, "durable.delete_all()", &spi, NULL, NULL, SPI_OK_DELETE);
 	DurableSpiEnd(&spi);
+	DurableCurrentObject("durable.delete_all()", &class_name, &id);
+	DurableCacheForgetObject(class_name, id);
 	PG_RETURN_VOID();
 }

@@ -11,13 +11,14 @@
 # the exit status is non-zero on any failure.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
-PGXS_DIR=$(dirname "$(dirname "$(/usr/lib/postgresql/15/bin/pg_config --pgxs 2>/dev/null || echo /x/y)")")
+# the pgxs folder (pg_config --pgxs names .../pgxs/src/makefiles/pgxs.mk): pg_regress and
+# pg_isolation_regress are in its src/test/
+PGXS_DIR=$(dirname "$(dirname "$(dirname "$(/usr/lib/postgresql/15/bin/pg_config --pgxs 2>/dev/null || echo /x/y/z)")")")
 
 if [ "${1:-}" != "--inside" ]; then
     cd "$here"
     if [ "$(id -u)" = 0 ]; then
         test/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
-        PGXS_DIR=$(dirname "$(dirname "$(/usr/lib/postgresql/15/bin/pg_config --pgxs)")")
         if ! { make -s -j2 >/dev/null && make -s install >/dev/null; }; then
             echo "build failed"
             echo "0 passed, 1 failed"
@@ -54,6 +55,12 @@ count_regress() {    # count "... ok" / "... FAILED" lines of pg_regress output 
     local p f
     p=$(grep -cE '\.\.\. ok' "$1")
     f=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$1")
+    # a run that did not get to its summary (no pg_regress, a missing expected file) fails
+    if ! grep -qE '^ *(All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests (failed|passed))' "$1"; then
+        echo "   not ok - $(basename "$1" .out) did not finish:"
+        tail -5 "$1" | sed 's/^/   | /'
+        f=$((f + 1))
+    fi
     passed=$((passed + p))
     failed=$((failed + f))
 }
