@@ -28,6 +28,8 @@
  */
 #include "pg_durable_objects.h"
 
+#include "portability/instr_time.h"
+
 #include <setjmp.h>
 
 #include "access/xact.h"
@@ -568,9 +570,10 @@ record_failure_alone(DurableCall *call)
 /*
  * run_batch
  *		Run the held batch (and, with fetch_work, the due alarms and sends),
- *		publish the replies after commit and count.
+ *		publish the replies after commit and count.  Returns the number of
+ *		calls that ran.
  */
-static void
+static uint64
 run_batch(bool fetch_work)
 {
 	DurableHostShared *host = DurableHost(durable_host_number);
@@ -646,6 +649,42 @@ run_batch(bool fetch_work)
 		work_dirty = true;
 	if (DurableWorkTouchedReset())
 		work_dirty = true;
+	return calls;
+}
+
+/*
+ * poll_ring
+ *		After answering a lone call: watch the ring (and the latch) for up to
+ *		DURABLE_POLL_US before sleeping, so that a caller who calls again at
+ *		once, or one that watches for its reply, is served without a wakeup.
+ *		Whether something arrived.
+ */
+static bool
+poll_ring(void)
+{
+	DurableHostShared *host = DurableHost(durable_host_number);
+	instr_time	start;
+	instr_time	now;
+	bool		found = false;
+
+	host->polling = true;
+	pg_memory_barrier();
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		if (!DurableRingEmpty(durable_host_number) || ((volatile Latch *) MyLatch)->is_set)
+		{
+			found = true;
+			break;
+		}
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		if (INSTR_TIME_GET_MICROSEC(now) >= DURABLE_POLL_US)
+			break;
+		pg_spin_delay();
+	}
+	host->polling = false;
+	return found;
 }
 
 /*
@@ -709,6 +748,7 @@ DurableHostMain(Datum main_arg)
 	DurableHostShared *host;
 	MemoryContext HostContext;
 	bool		fetch_work;
+	volatile uint64 last_calls = 0;
 
 	durable_host_number = DatumGetInt32(main_arg);
 	host = DurableHost(durable_host_number);
@@ -785,12 +825,20 @@ DurableHostMain(Datum main_arg)
 		fetch_work = work_due();
 		if (take_batch(fetch_work) > 0 || fetch_work)
 		{
-			run_batch(fetch_work);
+			last_calls = run_batch(fetch_work);
 			DurableResidencyMaintain(false);
 			continue;
 		}
 		DurableResidencyMaintain(false);
 		MemoryContextSwitchTo(HostContext);
+
+		/* one caller at a time (a ping-pong): stay awake a moment for the next */
+		if (last_calls > 0 && last_calls <= 2 && poll_ring())
+		{
+			last_calls = 0;
+			continue;
+		}
+		last_calls = 0;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_timeout_ms(), PG_WAIT_EXTENSION);

@@ -100,6 +100,7 @@ typedef struct DurableHostShared
 	int			procno;			/* host's pgprocno, for its latch */
 	uint32		generation;		/* bumped each time a host exits */
 	bool		work_pending;	/* sends committed for it since it last looked */
+	volatile bool polling;		/* idle but awake, watching its ring (host.c) */
 	int			waiting_for;	/* 1 + host it waits on in a nested call; 0 none */
 	uint64		waiting_chain;	/* the call chain of that wait */
 	bool		mailbox_full;	/* a call of waiting_chain handed to it directly */
@@ -135,6 +136,16 @@ extern bool DurableReplySlotPublish(int procno, uint64 seq, DurableReplyStatus s
 extern DurableReplyStatus DurableReplySlotTake(uint64 seq, DurableParts *parts);
 extern void DurableReplySlotAbandon(uint64 seq);
 extern void DurableWakeProc(int procno);
+extern bool DurableRingEmpty(int hostno);
+extern bool DurableReplySlotReady(uint64 seq);
+
+/*
+ * How long a host that just answered a lone call watches its ring before it
+ * sleeps, and a caller whose host was watching its ring watches its reply
+ * slot before it sleeps (µs): a back-to-back caller then never waits for a
+ * process to be woken (see docs/internals.md, "Waiting").
+ */
+#define DURABLE_POLL_US 60
 
 /*
  * The class directory: what the gateway (which has no database connection)

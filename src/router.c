@@ -21,6 +21,8 @@
  */
 #include "pg_durable_objects.h"
 
+#include "portability/instr_time.h"
+
 #include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "common/hashfn.h"
@@ -190,15 +192,35 @@ raise_reply_error(const DurableParts *parts, const char *class_name,
 
 /*
  * wait_for_reply
- *		Sleep on our latch until the reply to call seq arrives.  Ends with an
- *		ERROR on cancel or statement_timeout (through CHECK_FOR_INTERRUPTS)
- *		and when the host exits without answering.
+ *		Sleep on our latch until the reply to call seq arrives (with poll,
+ *		first watch the reply slot for DURABLE_POLL_US).  Ends with an ERROR
+ *		on cancel or statement_timeout (through CHECK_FOR_INTERRUPTS) and
+ *		when the host exits without answering.
  */
 static DurableReplyStatus
-wait_for_reply(int hostno, uint64 seq, uint32 generation, DurableParts *parts)
+wait_for_reply(int hostno, uint64 seq, uint32 generation, bool poll, DurableParts *parts)
 {
 	DurableHostShared *host = DurableHost(hostno);
 	TimestampTz down_since = 0;
+
+	/* the host was awake and idle: the reply may come before a sleep would end */
+	if (poll)
+	{
+		instr_time	start;
+		instr_time	now;
+
+		INSTR_TIME_SET_CURRENT(start);
+		for (;;)
+		{
+			if (DurableReplySlotReady(seq))
+				break;
+			INSTR_TIME_SET_CURRENT(now);
+			INSTR_TIME_SUBTRACT(now, start);
+			if (INSTR_TIME_GET_MICROSEC(now) >= DURABLE_POLL_US)
+				break;
+			pg_spin_delay();
+		}
+	}
 
 	for (;;)
 	{
@@ -397,6 +419,7 @@ route_and_wait(int hostno, DurableParts *parts, DurableParts *reply)
 	uint64		outer_seq;
 	int			outer_waiting_for = 0;
 	uint64		outer_chain = 0;
+	volatile bool poll = false;
 
 	memset(&req, 0, sizeof(req));
 	req.seq = DurableReplySlotBegin(&outer_seq);
@@ -426,6 +449,7 @@ route_and_wait(int hostno, DurableParts *parts, DurableParts *reply)
 			me->waiting_chain = req.chain;
 			SpinLockRelease(&me->mutex);
 		}
+		poll = !nested && DurableHost(hostno)->polling;
 		if (!nested || !hand_to_waiting_host(hostno, &req, &generation))
 		{
 			if (nested)
@@ -436,7 +460,7 @@ route_and_wait(int hostno, DurableParts *parts, DurableParts *reply)
 						 errmsg("the queue of durable host %d is full", hostno)));
 		}
 		req.message = InvalidDsaPointer;	/* the host owns it now */
-		status = wait_for_reply(hostno, req.seq, generation, reply);
+		status = wait_for_reply(hostno, req.seq, generation, poll, reply);
 	}
 	PG_CATCH();
 	{

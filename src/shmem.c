@@ -544,6 +544,32 @@ DurableReplySlotTake(uint64 seq, DurableParts *parts)
 }
 
 /*
+ * DurableReplySlotReady
+ *		Whether the reply to call seq has arrived, without taking the slot's
+ *		lock: for polling.  DurableReplySlotTake takes it.
+ */
+bool
+DurableReplySlotReady(uint64 seq)
+{
+	volatile DurableReplySlot *slot = my_slot();
+
+	return slot->done_seq == seq;
+}
+
+/*
+ * DurableRingEmpty
+ *		Whether a host's ring holds no request, without taking its lock: for
+ *		polling.
+ */
+bool
+DurableRingEmpty(int hostno)
+{
+	volatile DurableHostShared *host = DurableHost(hostno);
+
+	return host->head == host->tail;
+}
+
+/*
  * DurableReplySlotAbandon
  *		The caller stops waiting for call seq (error, cancel): a host that has
  *		not started it yet skips it, and a late reply is dropped.
