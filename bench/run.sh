@@ -14,7 +14,8 @@
 #   4. WebSocket: call round trip, fan-out to rooms of 100 and 10,000 sockets, floods, memory
 #      per idle socket (bench/ws_bench.mjs)
 #   5. alarm lateness
-# and a few tuning knobs (durable.max_batch, durable.hosts).  Writes bench/results/latest.md and
+# and a few tuning knobs (durable.max_batch, durable.cache_size, durable.hosts).  Writes
+# bench/results/latest.md and
 # bench/results/latest.json; the raw measurements and the server log go to bench/results/tmp/.
 #
 # Environment: BENCH_SECONDS (seconds per pgbench run, default 5), BENCH_REPS (runs per point,
@@ -517,6 +518,13 @@ if [ "${BENCH_KNOBS:-1}" != 0 ]; then
     knob "durable.max_batch = 1" 1000
     knob "durable.max_batch = 1" 1
     sql "ALTER SYSTEM RESET durable.max_batch" >/dev/null
+    sql "ALTER SYSTEM SET durable.cache_size = 0" >/dev/null
+    sql "SELECT pg_reload_conf()" >/dev/null
+    sleep 1
+    knob "durable.cache_size = 0 (no storage cache)" 1000
+    knob "durable.cache_size = 0 (no storage cache)" 1
+    sql "ALTER SYSTEM RESET durable.cache_size" >/dev/null
+    sql "SELECT pg_reload_conf()" >/dev/null
     for h in 1 4; do
         sql "ALTER SYSTEM SET durable.hosts = $h" >/dev/null
         cluster_restart

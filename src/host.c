@@ -653,20 +653,57 @@ run_batch(bool fetch_work)
 }
 
 /*
+ * After a batch of one or two calls ("lone" calls: one caller at a time, a
+ * ping-pong), the host measures how long the ring stays empty until the next
+ * request; the average of these gaps decides how long it watches the ring
+ * before it sleeps next time (twice the average, at most HOST_POLL_MAX_US;
+ * not at all when callers come further apart).
+ */
+#define HOST_POLL_MAX_US 250
+static double gap_avg_us = 0;
+static instr_time lone_end;
+static bool lone_pending = false;
+
+static void
+lone_batch_done(uint64 calls)
+{
+	lone_pending = calls > 0 && calls <= 2;
+	if (lone_pending)
+		INSTR_TIME_SET_CURRENT(lone_end);
+}
+
+static void
+request_arrived(void)
+{
+	instr_time	now;
+
+	if (!lone_pending)
+		return;
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, lone_end);
+	gap_avg_us = 0.8 * gap_avg_us + 0.2 * (double) INSTR_TIME_GET_MICROSEC(now);
+	lone_pending = false;
+}
+
+/*
  * poll_ring
- *		After answering a lone call: watch the ring (and the latch) for up to
- *		DURABLE_POLL_US before sleeping, so that a caller who calls again at
- *		once, or one that watches for its reply, is served without a wakeup.
- *		Whether something arrived.
+ *		After answering a lone call: watch the ring (and the latch) for a
+ *		while before sleeping, so that a caller who calls again at once, or
+ *		one that watches for its reply, is served without a wakeup.  Whether
+ *		something arrived.
  */
 static bool
 poll_ring(void)
 {
+	double		budget_us = Max(2 * gap_avg_us, 20);
 	DurableHostShared *host = DurableHost(durable_host_number);
 	instr_time	start;
 	instr_time	now;
 	bool		found = false;
 
+	if (!lone_pending || gap_avg_us > HOST_POLL_MAX_US)
+		return false;
+	budget_us = Min(budget_us, HOST_POLL_MAX_US);
 	host->polling = true;
 	pg_memory_barrier();
 	INSTR_TIME_SET_CURRENT(start);
@@ -679,7 +716,7 @@ poll_ring(void)
 		}
 		INSTR_TIME_SET_CURRENT(now);
 		INSTR_TIME_SUBTRACT(now, start);
-		if (INSTR_TIME_GET_MICROSEC(now) >= DURABLE_POLL_US)
+		if (INSTR_TIME_GET_MICROSEC(now) >= budget_us)
 			break;
 		pg_spin_delay();
 	}
@@ -748,7 +785,6 @@ DurableHostMain(Datum main_arg)
 	DurableHostShared *host;
 	MemoryContext HostContext;
 	bool		fetch_work;
-	volatile uint64 last_calls = 0;
 
 	durable_host_number = DatumGetInt32(main_arg);
 	host = DurableHost(durable_host_number);
@@ -823,9 +859,11 @@ DurableHostMain(Datum main_arg)
 		MemoryContextReset(BatchContext);
 		MemoryContextSwitchTo(BatchContext);
 		fetch_work = work_due();
-		if (take_batch(fetch_work) > 0 || fetch_work)
+		if (take_batch(fetch_work) > 0)
+			request_arrived();
+		if (batch_size > 0 || fetch_work)
 		{
-			last_calls = run_batch(fetch_work);
+			lone_batch_done(run_batch(fetch_work));
 			DurableResidencyMaintain(false);
 			continue;
 		}
@@ -833,12 +871,8 @@ DurableHostMain(Datum main_arg)
 		MemoryContextSwitchTo(HostContext);
 
 		/* one caller at a time (a ping-pong): stay awake a moment for the next */
-		if (last_calls > 0 && last_calls <= 2 && poll_ring())
-		{
-			last_calls = 0;
+		if (poll_ring())
 			continue;
-		}
-		last_calls = 0;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_timeout_ms(), PG_WAIT_EXTENSION);

@@ -140,10 +140,9 @@ extern bool DurableRingEmpty(int hostno);
 extern bool DurableReplySlotReady(uint64 seq);
 
 /*
- * How long a host that just answered a lone call watches its ring before it
- * sleeps, and a caller whose host was watching its ring watches its reply
- * slot before it sleeps (µs): a back-to-back caller then never waits for a
- * process to be woken (see docs/internals.md, "Waiting").
+ * How long a caller whose host was watching its ring (host.c, poll_ring)
+ * watches its reply slot before it sleeps (µs): a back-to-back caller then
+ * never waits for a process to be woken (see docs/internals.md, "Waiting").
  */
 #define DURABLE_POLL_US 60
 
