@@ -15,8 +15,8 @@
 #      per idle socket (bench/ws_bench.mjs)
 #   5. alarm lateness
 # and a few tuning knobs (durable.max_batch, durable.cache_size, durable.hosts).  Writes
-# bench/results/latest.md and
-# bench/results/latest.json; the raw measurements and the server log go to bench/results/tmp/.
+# bench/results/latest.md and bench/results/latest.json; the raw measurements and the server
+# log go to bench/results/tmp/.
 #
 # Environment: BENCH_SECONDS (seconds per pgbench run, default 5), BENCH_REPS (runs per point,
 # default 2, alternating with the baseline: A B B A), BENCH_SOCKETS (the big room, default
