@@ -40,6 +40,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "catalog/namespace.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -299,6 +300,15 @@ cache_xact_event(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+			/*
+			 * Outside any call, so durable.call_timeout does not run: a row
+			 * lock held by someone writing durable._storage by hand must not
+			 * stall the host forever.  (The setting ends with the transaction.)
+			 */
+			if (nundo > 0 && durable_call_timeout > 0)
+				(void) set_config_option("lock_timeout", psprintf("%d", durable_call_timeout),
+										 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+										 true, 0, false);
 			DurableCacheFlush();
 			break;
 		case XACT_EVENT_COMMIT:
