@@ -34,6 +34,7 @@
 #include "gateway_int.h"
 #include "json.h"
 
+#include <poll.h>
 #include <stdlib.h>
 
 #include "common/hashfn.h"
@@ -165,6 +166,10 @@ static GatewayObjSocket *dirty_tail = NULL;
 
 /* where several frames of a socket are put together for one write */
 static unsigned char *coalesce_buf = NULL;
+
+/* the flush list's descriptors, for one poll() of them all */
+static struct pollfd *flush_fds = NULL;
+static int	flush_fds_cap = 0;
 
 /* ----------------------------------------------------------------------
  * tables
@@ -489,8 +494,9 @@ send_error_frame(GatewayObjSocket *s, const char *id_json, const char *code,
  *
  *		Like lws' own writers, it writes only while the kernel reports room
  *		(lws_send_pipe_choked: a poll() of the socket, skipped for the first
- *		write of a writeable callback, where lws has just seen the room), so
- *		that a consumer who stopped reading leaves its frames in our queue,
+ *		write when the caller has just seen the room: in the writeable
+ *		callback, or after flush_dirty's poll), so that a consumer who
+ *		stopped reading leaves its frames in our queue,
  *		where durable.socket_buffer_bytes counts them, and its 1008 close goes
  *		out at the next POLLOUT.  If the kernel takes only part of a write,
  *		lws keeps the rest and sends it before anything else.  At most
@@ -500,7 +506,7 @@ send_error_frame(GatewayObjSocket *s, const char *id_json, const char *code,
  *		(HTTP/1.1 WebSockets only).  Returns -1 if the connection failed.
  */
 static int
-write_queued(GatewayObjSocket *s, bool in_writeable)
+write_queued(GatewayObjSocket *s, bool room_seen)
 {
 	DurableGatewayShared *gw = DurableGateway();
 	int			writes;
@@ -514,7 +520,7 @@ write_queued(GatewayObjSocket *s, bool in_writeable)
 		uint32		n = 1;
 
 		if (writes == GATEWAY_WRITES_PER_TURN ||
-			((writes > 0 || !in_writeable) && lws_send_pipe_choked(s->wsi)))
+			((writes > 0 || !room_seen) && lws_send_pipe_choked(s->wsi)))
 		{
 			lws_callback_on_writable(s->wsi);
 			return 0;
@@ -546,21 +552,60 @@ write_queued(GatewayObjSocket *s, bool in_writeable)
 }
 
 /*
+ * poll_dirty
+ *		Which sockets of the flush list have room to write: one poll() with a
+ *		zero timeout for all of them, instead of one per socket.  Returns
+ *		false (and each write checks on its own) when the array cannot grow.
+ */
+static bool
+poll_dirty(void)
+{
+	GatewayObjSocket *s;
+	int			n = 0;
+
+	for (s = dirty_head; s; s = s->next_dirty)
+		n++;
+	if (n > flush_fds_cap)
+	{
+		int			cap = Max(n, flush_fds_cap * 2);
+		struct pollfd *grown = realloc(flush_fds, cap * sizeof(struct pollfd));
+
+		if (grown == NULL)
+			return false;
+		flush_fds = grown;
+		flush_fds_cap = cap;
+	}
+	n = 0;
+	for (s = dirty_head; s; s = s->next_dirty)
+	{
+		flush_fds[n].fd = lws_get_socket_fd(s->wsi);
+		flush_fds[n].events = POLLOUT;
+		flush_fds[n].revents = 0;
+		n++;
+	}
+	return poll(flush_fds, n, 0) >= 0;
+}
+
+/*
  * flush_dirty
  *		After a batch of the gateway queue: write each socket that got frames
  *		right away, once, with all its frames (write_queued), instead of
  *		asking lws for a writeable callback per socket.  A socket without
- *		room, or that is closing, waits for its callback.
- *		A write that fails makes lws close the connection on its next turn
- *		(LWS_CALLBACK_CLOSED then cleans up).
+ *		room (poll_dirty), with a write lws still holds, or that is closing,
+ *		waits for its callback.  A write that fails makes lws close the
+ *		connection on its next turn (LWS_CALLBACK_CLOSED then cleans up).
  */
 static void
 flush_dirty(void)
 {
 	GatewayObjSocket *s;
+	bool		polled = poll_dirty();
+	int			i;
 
-	while ((s = dirty_head) != NULL)
+	for (i = 0; (s = dirty_head) != NULL; i++)
 	{
+		bool		room = polled && (flush_fds[i].revents & POLLOUT) != 0;
+
 		dirty_head = s->next_dirty;
 		if (dirty_head == NULL)
 			dirty_tail = NULL;
@@ -568,9 +613,10 @@ flush_dirty(void)
 		s->next_dirty = NULL;
 		if (s->out_count == 0 || s->broken)
 			continue;
-		if (s->close_code != 0 || s->peer_code != 0)
+		if (s->close_code != 0 || s->peer_code != 0 ||
+			(polled && !room) || lws_partial_buffered(s->wsi))
 			lws_callback_on_writable(s->wsi);
-		else if (write_queued(s, false) < 0)
+		else if (write_queued(s, room) < 0)
 		{
 			s->broken = true;
 			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
