@@ -16,10 +16,13 @@
  * Hosts send their answers and the objects' messages through the gateway
  * queue in shared memory (shmem.c), only after commit.  The gateway drains
  * it when its eventfd fires: a broadcast becomes one frame, serialised once
- * with the object's next sequence number, and queued by reference on every
- * socket of the object.  Each socket has an outbound queue; one that holds
- * more than durable.socket_buffer_bytes is closed (1008) without slowing
- * the others.
+ * with the object's next sequence number and its WebSocket header, and
+ * queued by reference on every socket of the object.  Each socket has an
+ * outbound queue (a ring of frame pointers); one that holds more than
+ * durable.socket_buffer_bytes is closed (1008) without slowing the others.
+ * After each batch of the queue every socket that got frames is written at
+ * once, all its frames in one send() (write_queued, flush_dirty); sockets
+ * the kernel has no room for wait for lws' writeable callback.
  *
  * Everything here runs inside lws callbacks: memory comes from malloc, and
  * nothing may raise an error.
@@ -420,6 +423,32 @@ socket_kick(GatewayObjSocket *s)
 	else
 		dirty_head = s;
 	dirty_tail = s;
+}
+
+/*
+ * dirty_unlink
+ *		Take s off the flush list.  (Sockets close between batches, when the
+ *		list is empty; this keeps it right should lws ever close one during a
+ *		flush.)
+ */
+static void
+dirty_unlink(GatewayObjSocket *s)
+{
+	GatewayObjSocket *prev = NULL;
+	GatewayObjSocket *d;
+
+	for (d = dirty_head; d && d != s; d = d->next_dirty)
+		prev = d;
+	if (d == NULL)
+		return;
+	if (prev)
+		prev->next_dirty = s->next_dirty;
+	else
+		dirty_head = s->next_dirty;
+	if (dirty_tail == s)
+		dirty_tail = prev;
+	s->dirty = false;
+	s->next_dirty = NULL;
 }
 
 /*
@@ -1559,19 +1588,7 @@ close_socket_state(GatewayObjSocket *s)
 	drop_object_if_empty(o);
 
 	if (s->dirty)
-	{
-		GatewayObjSocket **dp;
-
-		for (dp = &dirty_head; *dp; dp = &(*dp)->next_dirty)
-			if (*dp == s)
-			{
-				*dp = s->next_dirty;
-				break;
-			}
-		for (dirty_tail = dirty_head; dirty_tail && dirty_tail->next_dirty;
-			 dirty_tail = dirty_tail->next_dirty)
-			;
-	}
+		dirty_unlink(s);
 	ring_drop(s, s->out_count);
 	free(s->out);
 	while ((e = s->early_head) != NULL)
