@@ -628,9 +628,12 @@ static void
 flush_dirty(void)
 {
 	GatewayObjSocket *s;
-	bool		polled = poll_dirty();
+	bool		polled;
 	int			i;
 
+	if (dirty_head == NULL)
+		return;
+	polled = poll_dirty();
 	for (i = 0; (s = dirty_head) != NULL; i++)
 	{
 		bool		room = polled && (flush_fds[i].revents & POLLOUT) != 0;
