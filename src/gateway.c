@@ -1022,10 +1022,15 @@ gateway_pmdeath_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 static const struct lws_protocols gateway_protocols[] = {
 	/* first: WebSocket clients that name no subprotocol bind to protocols[0] */
-	{GATEWAY_PROTOCOL, gateway_callback, sizeof(GatewaySession), 0},
-	{GATEWAY_WAKE_PROTOCOL, gateway_wake_callback, 0, 0},
-	{GATEWAY_PMDEATH_PROTOCOL, gateway_pmdeath_callback, 0, 0},
-	{NULL, NULL, 0, 0}
+	{
+		.name = GATEWAY_PROTOCOL,
+		.callback = gateway_callback,
+		.per_session_data_size = sizeof(GatewaySession),
+		.tx_packet_size = GATEWAY_TX_PACKET
+	},
+	{.name = GATEWAY_WAKE_PROTOCOL, .callback = gateway_wake_callback},
+	{.name = GATEWAY_PMDEATH_PROTOCOL, .callback = gateway_pmdeath_callback},
+	{NULL}
 };
 
 /*

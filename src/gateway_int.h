@@ -21,6 +21,13 @@
 /* body bytes handed to lws_write() per writeable callback */
 #define GATEWAY_WRITE_CHUNK		16384
 
+/*
+ * The most lws sends with one send() (the protocol's tx_packet_size; lws
+ * keeps the rest of a longer write and sends it later), and so the most
+ * bytes of WebSocket frames put together for one write.
+ */
+#define GATEWAY_TX_PACKET		65536
+
 typedef struct GatewayObjSocket GatewayObjSocket;
 typedef struct GatewayHttpCall GatewayHttpCall;
 
