@@ -329,6 +329,7 @@ extern bool DurableCachePut(const char *class_name, const char *id, const text *
 extern int	DurableCacheDelete(const char *class_name, const char *id, const text *key);
 extern void DurableCacheForget(const char *class_name, const char *id, const text *key);
 extern void DurableCacheForgetObject(const char *class_name, const char *id);
+extern void DurableCacheForgetHibernated(void);
 extern bool DurableCacheFlush(void);
 extern bool DurableStorageDeleteKey(const char *class_name, const char *id, text *key);
 extern uint64 DurableStorageEpoch(void);
@@ -339,5 +340,6 @@ extern void DurableStorageWrittenAtCommit(void);
 extern void DurableResidencyTouch(const char *class_name, const char *id);
 extern void DurableResidencyMaintain(bool force);
 extern void DurableResidencyReset(void);
+extern bool DurableResidencyHas(const char *class_name, const char *id);
 
 #endif							/* PG_DURABLE_OBJECTS_H */

@@ -8,7 +8,8 @@
  * tables and its next call simply loads it again.  The host mirrors its
  * residents into the UNLOGGED table durable._residency at most once a second
  * (in a short transaction of its own, never inside a batch), which is what
- * the durable.objects view shows as in_memory and last_call_at.
+ * the durable.objects view shows as in_memory and last_call_at.  A
+ * hibernating object's cached storage is dropped as well (storage_cache.c).
  *
  * IDENTIFICATION
  *	  src/residency.c
@@ -78,6 +79,22 @@ DurableResidencyTouch(const char *class_name, const char *id)
 	if (!found)
 		pg_atomic_write_u32(&DurableHost(durable_host_number)->objects,
 							hash_get_num_entries(residents));
+}
+
+/*
+ * DurableResidencyHas
+ *		Whether (class, id) is in memory on this host.
+ */
+bool
+DurableResidencyHas(const char *class_name, const char *id)
+{
+	char		key[RESIDENT_KEY_BYTES];
+
+	ensure_table();
+	memset(key, 0, sizeof(key));
+	strlcpy(key, class_name, DURABLE_MAX_CLASS_BYTES + 1);
+	strlcpy(key + strlen(key) + 1, id, DURABLE_MAX_ID_BYTES + 1);
+	return hash_search(residents, key, HASH_FIND, NULL) != NULL;
 }
 
 /*
@@ -225,6 +242,9 @@ DurableResidencyMaintain(bool force)
 	}
 	pg_atomic_write_u32(&DurableHost(durable_host_number)->objects,
 						hash_get_num_entries(residents));
+	/* a hibernated object's storage leaves memory too */
+	if (del_class != NIL)
+		DurableCacheForgetHibernated();
 
 	if (up_class == NIL && del_class == NIL && !reset_pending)
 		return;

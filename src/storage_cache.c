@@ -23,8 +23,9 @@
  * statement trigger durable._storage_written, which bumps a shared epoch
  * when its transaction commits; a host that sees the epoch move forgets all
  * clean entries before its next call.  Values over CACHE_VALUE_BYTES are not
- * kept (written through at once); when the cache outgrows durable.cache_size
- * after a commit it is emptied and fills again from the hot keys.
+ * kept (written through at once); a hibernating object's entries are dropped
+ * (residency.c); when the cache outgrows durable.cache_size after a commit it
+ * is emptied and fills again from the hot keys.
  *
  * IDENTIFICATION
  *	  src/storage_cache.c
@@ -474,6 +475,34 @@ DurableCacheForgetObject(const char *class_name, const char *id)
 		if (e->state != ENTRY_UNKNOWN && strcmp(e->k.id, id) == 0 &&
 			strcmp(e->k.class_name, class_name) == 0)
 			change(e, ENTRY_UNKNOWN, false, NULL);
+}
+
+/*
+ * DurableCacheForgetHibernated
+ *		Between transactions, after objects hibernated (residency.c): drop
+ *		the entries of every object no longer in memory, values and all.
+ */
+void
+DurableCacheForgetHibernated(void)
+{
+	HASH_SEQ_STATUS scan;
+	CacheEntry *e;
+
+	if (entries == NULL || nundo > 0)
+		return;
+	hash_seq_init(&scan, entries);
+	while ((e = hash_seq_search(&scan)) != NULL)
+	{
+		char	   *copy = (char *) e->k.class_name;	/* the key's one allocation */
+		Jsonb	   *value = e->value;
+
+		if (DurableResidencyHas(e->k.class_name, e->k.id))
+			continue;
+		(void) hash_search(entries, &e->k, HASH_REMOVE, NULL);
+		if (value)
+			pfree(value);
+		pfree(copy);
+	}
 }
 
 /*

@@ -74,6 +74,19 @@ check "durable.max_batch = 1 after reload: $((c1 - c0)) calls in $((b1 - b0)) ba
 sql "ALTER SYSTEM RESET durable.max_batch" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 
+# --- hibernation (G7) with the storage cache: the object leaves memory, its storage does not
+sql "ALTER SYSTEM SET durable.idle_timeout = '1s'" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+sql "SELECT durable.call('life', 'sleepy', 'set', '{\"n\": 41}')" >/dev/null
+sql "SELECT durable.call('life', 'sleepy', 'set', '{\"n\": 42, \"m\": 1}')" >/dev/null
+wait_for "SELECT NOT in_memory FROM durable.objects WHERE class = 'life' AND id = 'sleepy'" 10
+check "an idle object hibernates" [ "$(sql "SELECT in_memory FROM durable.objects WHERE class = 'life' AND id = 'sleepy'")" = f ]
+got=$(sql "SELECT durable.call('life', 'sleepy', 'get')")
+check "after hibernation its storage is all there ($got)" [ "$got" = '{"m": 1, "n": 42}' ]
+sql "ALTER SYSTEM RESET durable.idle_timeout" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+
 # --- host errors are logged, hosts never restarted by handler errors
 pids=$(sql "SELECT string_agg(pid::text, ',' ORDER BY host) FROM durable.hosts")
 for i in $(seq 1 20); do sql_try "SELECT durable.call('life', 'e$i', 'set', '[1]')" >/dev/null; done
