@@ -337,22 +337,29 @@ function report(resultsFile, machineFile, outDir) {
     }
 
     // ---- figure 4
+    // client 'ws' (or none): bench/ws_bench.mjs with the npm package ws; 'raw': the same with a
+    // bare net.Socket; 'c': the C epoll client bench/ws_fanout.c
     const ws = {
         rtt: find({ fig: 4, series: 'rtt' }),
-        floor: find({ fig: 4, series: 'floor' }),
-        room100: recs.find((r) => r.fig === 4 && r.series === 'room' && r.sockets === 100 && r.client !== 'raw'),
+        floor: recs.find((r) => r.fig === 4 && r.series === 'floor' && r.client !== 'c'),
+        room100: recs.find((r) => r.fig === 4 && r.series === 'room' && r.sockets === 100 && r.client !== 'raw' && r.client !== 'c'),
         room100raw: recs.find((r) => r.fig === 4 && r.series === 'room' && r.sockets === 100 && r.client === 'raw'),
-        roomBig: recs.find((r) => r.fig === 4 && r.series === 'room' && r.sockets !== 100),
+        roomBig: recs.find((r) => r.fig === 4 && r.series === 'room' && r.sockets !== 100 && r.client !== 'c'),
+        room100c: recs.find((r) => r.fig === 4 && r.series === 'room' && r.sockets === 100 && r.client === 'c'),
+        roomBigC: recs.find((r) => r.fig === 4 && r.series === 'room' && r.sockets !== 100 && r.client === 'c'),
+        floorC: recs.find((r) => r.fig === 4 && r.series === 'floor' && r.sockets === 100 && r.client === 'c'),
+        floorBigC: recs.find((r) => r.fig === 4 && r.series === 'floor' && r.sockets !== 100 && r.client === 'c'),
     };
     if (ws.rtt || ws.room100 || ws.roomBig) {
         md.push('## Figure 4 — WebSocket');
         md.push('');
-        md.push('Load generator: bench/ws_bench.mjs (Node.js, npm package `ws`, one process, on the same ' + (machine.cores || '?') +
-            ' cores as the server). Round trip: sequential `{"type":"call"}` frames to a PL/pgSQL `echo` over one socket. Room: N sockets on one object; ' +
+        md.push('Load generators, one process each, on the same ' + (machine.cores || '?') + ' cores as the server: bench/ws_bench.mjs (Node.js, npm package `ws`) ' +
+            'and, for the rooms, the C epoll client bench/ws_fanout.c (libc only: non-blocking sockets, one epoll loop, a frame parser that looks at ' +
+            'the bytes it needs; same calls, frames and figures), which costs a fraction of the CPU per received frame. Round trip: sequential `{"type":"call"}` frames to a PL/pgSQL `echo` over one socket. Room: N sockets on one object; ' +
             'one of them sends a call whose handler does `durable.broadcast(...)`; the time runs from sending the call until all N sockets ' +
             'got the event. Flood: calls of several broadcasts each kept in flight; deliveries = events received by all sockets per second. ' +
             'Memory: gateway VmRSS before and after opening the sockets, ÷ sockets. CPU columns, during the phase: the client\'s event loop ' +
-            'busy share (Node\'s eventLoopUtilization: 1.00 = saturated), the client\'s, the gateway\'s and the hosts\' CPU in cores, and the cores ' +
+            'busy share (Node\'s eventLoopUtilization, for the C client the share of the phase not spent in epoll_wait: 1.00 = saturated), the client\'s, the gateway\'s and the hosts\' CPU in cores, and the cores ' +
             'busy on the whole machine (of ' + (machine.cores || '?') + ').');
         md.push('');
         md.push('| measurement | p50 ms | p99 ms | rate | client loop busy | client CPU | gateway CPU | hosts CPU | machine busy | others / steal cores | workerd reference |');
@@ -362,7 +369,8 @@ function report(resultsFile, machineFile, outDir) {
         if (ws.rtt && !ws.rtt.error) {
             md.push(`| call round trip, one socket (${fmt(ws.rtt.n)} calls) | ${ms(ws.rtt.p50_ms)} | ${ms(ws.rtt.p99_ms)} | ${fmt(ws.rtt.calls_per_s)} calls/s | ${cpuCols(ws.rtt.cpu)} | ${dist(ws.rtt)} | p50 0.88, p99 2.66 |`);
         }
-        for (const [room, refs, label] of [[ws.room100, ['p50 3.0, p99 8.8', '29,400/s'], ''], [ws.room100raw, ['', ''], ', raw-socket client'], [ws.roomBig, ['–', '–'], '']]) {
+        for (const [room, refs, label] of [[ws.room100, ['p50 3.0, p99 8.8', '29,400/s'], ''], [ws.room100c, ['p50 3.0, p99 8.8', '29,400/s'], ', C epoll client'],
+            [ws.room100raw, ['', ''], ', raw-socket client'], [ws.roomBig, ['–', '–'], ''], [ws.roomBigC, ['–', '–'], ', C epoll client']]) {
             if (!room) continue;
             if (room.error) { md.push(`| room of ${fmt(room.sockets)}${label}: failed: ${room.error} | | | | | | | | | | |`); continue; }
             const f = room.fanout || {};
@@ -374,6 +382,14 @@ function report(resultsFile, machineFile, outDir) {
             md.push(`| floor: the same client against a trivial local server, round trip | ${ms(ws.floor.rtt.p50_ms)} | ${ms(ws.floor.rtt.p99_ms)} | ${fmt(ws.floor.rtt.calls_per_s)} calls/s | ${cpuCols(ws.floor.rtt.cpu)} | ${dist(ws.floor)} | |`);
             md.push(`| floor: ${fmt(ws.floor.flood.sockets)} sockets receiving bulk-written frames | | | ${fmt(ws.floor.flood.deliveries_per_s)} deliveries/s | ${cpuCols(ws.floor.flood.cpu)} | | |`);
         }
+        for (const fc of [ws.floorC, ws.floorBigC]) {
+            if (!fc) continue;
+            if (fc.error) { md.push(`| floor, C client, ${fmt(fc.sockets)} sockets: failed: ${fc.error} | | | | | | | | | | |`); continue; }
+            const f = fc.fanout || {};
+            const fl = fc.flood || {};
+            md.push(`| floor, C client against a trivial C server (${fc.bulk ? 'the frames of a call to a socket in one write()' : 'one write() per frame'}; its CPU in the gateway column), ${fmt(fc.sockets_open)} sockets: one broadcast until all got it | ${ms(f.p50_ms)} | ${ms(f.p99_ms)} | | ${cpuCols(f.cpu)} | ${dist(fc)} | |`);
+            md.push(`| floor, C client, ${fmt(fc.sockets_open)} sockets: flood | | | ${fmt(fl.deliveries_per_s)} deliveries/s | ${cpuCols(fl.cpu)} | | |`);
+        }
         md.push('');
         const mem = ws.roomBig && ws.roomBig.kib_per_socket !== undefined ? ws.roomBig : ws.room100;
         if (mem && mem.kib_per_socket !== undefined) {
@@ -381,10 +397,10 @@ function report(resultsFile, machineFile, outDir) {
                 ` (opening them took ${mem.open ? mem.open.seconds : '?'} s: each runs \`$connect\` on a host).`);
             md.push('');
         }
-        for (const room of [ws.room100, ws.room100raw, ws.roomBig]) {
+        for (const room of [ws.room100, ws.room100c, ws.room100raw, ws.roomBig, ws.roomBigC]) {
             if (room && room.flood && !room.error) {
                 const fl = room.flood;
-                md.push(`- Flood in the room of ${fmt(room.sockets_open)}${room.client === 'raw' ? ' (raw-socket client)' : ''}: ${fmt(fl.broadcasts_sent)} broadcasts sent, ${fmt(fl.deliveries_total)} of ${fmt(fl.deliveries_expected)} expected deliveries arrived, ${fl.sockets_closed} sockets closed, ${fl.call_errors} call errors.`);
+                md.push(`- Flood in the room of ${fmt(room.sockets_open)}${room.client === 'raw' ? ' (raw-socket client)' : room.client === 'c' ? ' (C epoll client)' : ''}: ${fmt(fl.broadcasts_sent)} broadcasts sent, ${fmt(fl.deliveries_total)} of ${fmt(fl.deliveries_expected)} expected deliveries arrived, ${fl.sockets_closed} sockets closed, ${fl.call_errors} call errors.`);
             }
         }
         md.push('');
@@ -392,29 +408,49 @@ function report(resultsFile, machineFile, outDir) {
             'process that answers call frames at once and, for the flood, writes pre-serialised event frames in bulk): the client takes far more ' +
             'deliveries per second than the gateway produced. Against the gateway, which writes one frame per write(), the client pays one read per ' +
             'frame, so its CPU share is higher per delivery; the rows with the raw-socket client (a bare net.Socket and a 30-line frame parser instead of `ws`) ' +
-            'show how much of the figure is the `ws` package. Under the floods the gateway is the process near one full core, and the machine\'s ' +
+            'show how much of the figure is the `ws` package. The C epoll client (bench/ws_fanout.c) pays a few µs of CPU per frame, ' +
+            'mostly in the kernel: against the gateway its loop is idle (in epoll_wait) for much of each phase ("client loop busy" well below 1) while the gateway ' +
+            'is the busier process. Its floor rows run it against a trivial C server that it forks (in the fan-out one write() per socket, as the gateway writes; ' +
+            'in the flood the frames of a call to a socket in one write()): what one core writing frame by frame gives on this machine, a bound for any ' +
+            'single-threaded server. The targets table uses the C client\'s figures for the rooms. Under the floods the gateway is the process near one full core, and the machine\'s ' +
             (machine.cores || '?') + ' cores are shared by the client, the gateway and the hosts.');
         md.push('');
         if (ws.rtt && !ws.rtt.error) {
             target('WebSocket call round trip', 'workerd: p50 0.88 ms, p99 2.66 ms', 'p50 ≤ 0.4 ms, p99 ≤ 1.5 ms',
                 `p50 ${ms(ws.rtt.p50_ms)} ms, p99 ${ms(ws.rtt.p99_ms)} ms`, ws.rtt.p50_ms <= 0.4 && ws.rtt.p99_ms <= 1.5);
         }
-        if (ws.room100 && ws.room100.fanout) {
-            const f = ws.room100.fanout;
-            const fr = ws.room100raw && ws.room100raw.fanout;
+        // the rooms' targets: the C epoll client's figures where it ran, else the Node client's
+        const usable = (r) => r && !r.error && r.fanout && r.flood;
+        const room100 = usable(ws.room100c) ? ws.room100c : ws.room100;
+        const roomBig = usable(ws.roomBigC) ? ws.roomBigC : ws.roomBig;
+        const who = (r) => (r && r.client === 'c' ? 'C epoll client: ' : 'Node ws client: ');
+        // the other clients' figures, in brackets
+        const others = (...pairs) => {
+            const t = pairs.filter(([, r]) => r && r !== room100 && r !== roomBig && !r.error && r.fanout && r.fanout.p50_ms !== undefined)
+                .map(([label, r]) => `${label}: p50 ${ms(r.fanout.p50_ms)}, p99 ${ms(r.fanout.p99_ms)}`);
+            return t.length ? ` (${t.join('; ')})` : '';
+        };
+        if (room100 && room100.fanout) {
+            const f = room100.fanout;
             target('100-socket room, one broadcast to all', 'workerd: p50 3.0 ms, p99 8.8 ms', 'p99 ≤ 4 ms',
-                `p50 ${ms(f.p50_ms)} ms, p99 ${ms(f.p99_ms)} ms` + (fr ? ` (raw-socket client: p50 ${ms(fr.p50_ms)}, p99 ${ms(fr.p99_ms)})` : ''),
+                `${who(room100)}p50 ${ms(f.p50_ms)} ms, p99 ${ms(f.p99_ms)} ms` +
+                others(['Node ws client', ws.room100], ['raw-socket Node client', ws.room100raw], ['C client against a trivial C server', ws.floorC]),
                 f.p99_ms <= 4 && !f.timeouts);
-            const fl = ws.room100.flood;
-            target('deliveries per second, one room (100 sockets)', 'workerd: 29,400/s', '≥ 300,000/s',
-                `${fmt(fl.deliveries_per_s)}/s (gateway ${c(fl.cpu && fl.cpu.gateway_cpu)} cores)`, fl.deliveries_per_s >= 300000);
+            const fl = room100.flood;
+            if (fl) {
+                target('deliveries per second, one room (100 sockets)', 'workerd: 29,400/s', '≥ 300,000/s',
+                    `${who(room100)}${fmt(fl.deliveries_per_s)}/s (gateway ${c(fl.cpu && fl.cpu.gateway_cpu)} cores, client ${c(fl.cpu && fl.cpu.client_cpu)})` +
+                    (room100 === ws.room100c && ws.room100 && ws.room100.flood ? ` (Node ws client: ${fmt(ws.room100.flood.deliveries_per_s)}/s)` : ''),
+                    fl.deliveries_per_s >= 300000);
+            }
         }
-        if (ws.roomBig && ws.roomBig.fanout) {
-            const f = ws.roomBig.fanout;
-            target(`${fmt(ws.roomBig.sockets_open)}-socket room, one broadcast to all`, '–', 'p99 ≤ 60 ms',
-                `p50 ${ms(f.p50_ms)} ms, p99 ${ms(f.p99_ms)} ms (flood: ${fmt(ws.roomBig.flood.deliveries_per_s)} deliveries/s)`,
-                f.p99_ms <= 60 && !f.timeouts && ws.roomBig.sockets_open >= 10000,
-                ws.roomBig.sockets_open < 10000 ? `only ${ws.roomBig.sockets_open} sockets opened` : undefined);
+        if (roomBig && roomBig.fanout) {
+            const f = roomBig.fanout;
+            target(`${fmt(roomBig.sockets_open)}-socket room, one broadcast to all`, '–', 'p99 ≤ 60 ms',
+                `${who(roomBig)}p50 ${ms(f.p50_ms)} ms, p99 ${ms(f.p99_ms)} ms (flood: ${fmt(roomBig.flood && roomBig.flood.deliveries_per_s)} deliveries/s, gateway ${c(f.cpu && f.cpu.gateway_cpu)} cores)` +
+                others(['Node ws client', ws.roomBig], ['C client against a trivial C server', ws.floorBigC]),
+                f.p99_ms <= 60 && !f.timeouts && roomBig.sockets_open >= 10000,
+                roomBig.sockets_open < 10000 ? `only ${roomBig.sockets_open} sockets opened` : undefined);
         }
         if (mem && mem.kib_per_socket !== undefined) {
             target('memory per idle socket', '–', '≤ 16 KiB', `${fmt(mem.kib_per_socket, 2)} KiB (${fmt(mem.sockets_open)} sockets)`, mem.kib_per_socket <= 16);

@@ -12,7 +12,7 @@
 #   2. the same with durability async vs plain SQL with synchronous_commit off
 #   3. round trip of an empty call vs SELECT 1 (one session)
 #   4. WebSocket: call round trip, fan-out to rooms of 100 and 10,000 sockets, floods, memory
-#      per idle socket (bench/ws_bench.mjs)
+#      per idle socket (bench/ws_bench.mjs; the rooms also with the C client bench/ws_fanout.c)
 #   5. alarm lateness
 # and a few tuning knobs (durable.max_batch, durable.cache_size, durable.hosts).  Writes
 # bench/results/latest.md and bench/results/latest.json; the raw measurements and the server
@@ -78,6 +78,15 @@ work=$2
 cd "$work" || exit 1
 source test/lib.sh
 export PATH="$PGBIN:$PATH"
+
+# the C load generator of the rooms of figure 4 (libc only; cc comes with build-essential)
+WS_FANOUT=
+if cc -O2 -o "$work/ws_fanout" bench/ws_fanout.c 2>"$work/ws_fanout.log"; then
+    WS_FANOUT=$work/ws_fanout
+else
+    echo "warning: bench/ws_fanout.c did not build, the rooms are measured with the Node client only:"
+    head -5 "$work/ws_fanout.log"
+fi
 
 T=${BENCH_SECONDS:-5}
 REPS=${BENCH_REPS:-2}
@@ -445,16 +454,26 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt $((BIG + 500)) ]; then
     echo "  open-file limit $hard: the big room gets $((hard - 500)) sockets"
     BIG=$((hard - 500))
 fi
-# ws NAME MAX_RERUNS ARGS...: one ws_bench.mjs measurement, appended to the results
+# ws NAME MAX_RERUNS [--c] ARGS...: one ws_bench.mjs measurement (with --c: one of the C client
+# bench/ws_fanout.c, same arguments and output), appended to the results
 ws() {
-    local name=$1 max=$2 try=0 line
+    local name=$1 max=$2 try=0 line gen=(node bench/ws_bench.mjs) client=
     shift 2
+    if [ "$1" = --c ]; then
+        shift
+        gen=("$WS_FANOUT")
+        client=',"client":"c"'
+        if [ -z "$WS_FANOUT" ]; then
+            echo "{\"fig\":4,\"series\":\"$1\"$client,\"error\":\"bench/ws_fanout.c did not build\"}" >>"$results"
+            return
+        fi
+    fi
     while :; do
         calm_begin
         (
             ulimit -n "$(ulimit -Hn)" 2>/dev/null
             WS_MODULE_DIR="$work/test/ws" DURABLE_PORT="$DURABLE_PORT" \
-                timeout 300 node bench/ws_bench.mjs "$@" --gateway-pid "$GATEWAY_PID" --host-pids "${HOST_PIDS// /,}"
+                timeout 300 "${gen[@]}" "$@" --gateway-pid "$GATEWAY_PID" --host-pids "${HOST_PIDS// /,}"
         ) >"$raw/ws_$name.json"
         # the $connect/$close calls of the sockets are done before anything else runs
         wait_for "SELECT sum(queue_depth) = 0 FROM durable.hosts" 60 || echo "  host queues did not drain"
@@ -462,15 +481,21 @@ ws() {
         break
     done
     line=$(tail -1 "$raw/ws_$name.json")
-    [ -n "$line" ] || line="{\"fig\":4,\"series\":\"$1\",\"error\":\"ws_bench $name gave no result\"}"
+    [ -n "$line" ] || line="{\"fig\":4,\"series\":\"$1\"$client,\"error\":\"ws_bench $name gave no result\"}"
     node bench/report.mjs merge "$line" other_cpu="$CALM_OTHER" steal_cpu="$CALM_STEAL" reruns=$try >>"$results"
     echo "  (others $CALM_OTHER, steal $CALM_STEAL)"
 }
 ws rtt 2 rtt --calls "$WS_CALLS"
 ws floor 2 floor --sockets 100 --calls "$WS_CALLS" --flood-seconds "$FLOOD"
 ws room100 2 room --sockets 100 --broadcasts "$BROADCASTS" --flood-seconds "$FLOOD" --inflight 8 --per-call 20
+ws room100_c 2 --c room --sockets 100 --broadcasts "$BROADCASTS" --flood-seconds "$FLOOD" --inflight 8 --per-call 20
 ws room100_raw 2 room --client raw --sockets 100 --broadcasts "$BROADCASTS" --flood-seconds "$FLOOD" --inflight 8 --per-call 20
 ws room_big 0 room --sockets "$BIG" --broadcasts "$BROADCASTS" --flood-seconds "$FLOOD" --inflight 2 --per-call 2
+ws room_big_c 0 --c room --sockets "$BIG" --broadcasts "$BROADCASTS" --flood-seconds "$FLOOD" --inflight 2 --per-call 2
+# the C client against a trivial C server that it forks: the same phases, the server writes the
+# frames of a call to each socket in one write() (one frame per write() in the fan-out)
+ws floor_c 2 --c floor --bulk 1 --sockets 100 --broadcasts "$BROADCASTS" --flood-seconds "$FLOOD" --inflight 8 --per-call 20
+ws floor_big_c 0 --c floor --bulk 1 --sockets "$BIG" --broadcasts "$BROADCASTS" --flood-seconds "$FLOOD" --inflight 2 --per-call 2
 
 # ------------------------------------------------------------------------------------------
 progress "figure 5: 1,000 alarms over 5 s"
