@@ -19,6 +19,7 @@
  *        one write() per frame, as the gateway does, or with --bulk 1 all frames of a call to a
  *        socket in one write): what this client can take, to show it is not the bottleneck.
  *        Its CPU is reported as gateway_cpu.
+ *   --spin 1: epoll_wait without sleeping (the server then pays no wake-ups; burns a core).
  *
  * The result: one JSON line on stdout in the shape of `node ws_bench.mjs room` (fields fanout,
  * flood, open, kib_per_socket, ... with cpu objects per phase), plus "client": "c".  CPU shares
