@@ -23,6 +23,7 @@
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -251,6 +252,9 @@ DurableResidencyMaintain(bool force)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* only an UNLOGGED table changes: no need to wait for a WAL flush */
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "durable residency");
 	flush(up_class, up_id, up_at, del_class, del_id);
