@@ -456,16 +456,17 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt $((BIG + 500)) ]; then
 fi
 # ws NAME MAX_RERUNS [--c] ARGS...: one ws_bench.mjs measurement (with --c: one of the C client
 # bench/ws_fanout.c, same arguments and output), appended to the results
-# fanout_calm FILE: the one-broadcast phase of a room lasts well under a second, so the steal
-# averaged over the whole measurement can hide a burst that falls into it: look at the steal
-# the client measured during that phase itself
+# fanout_calm FILE: the latency phases (a room's one-broadcast phase, the round trip) last a
+# second or two, so the steal averaged over the whole measurement can hide a burst that falls
+# into them: look at the steal the client measured during that phase itself
 fanout_calm() {
     local steal
     steal=$(tail -1 "$1" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-        try { const c = JSON.parse(s).fanout?.cpu; console.log(c && c.steal != null ? c.steal : 0); }
+        try { const j = JSON.parse(s); const c = j.fanout ? j.fanout.cpu : (j.series === "rtt" ? j.cpu : null);
+              console.log(c && c.steal != null ? c.steal : 0); }
         catch { console.log(0); } })')
     if awk -v s="$steal" -v l="$OTHER_LIMIT" 'BEGIN {exit !(s > l)}'; then
-        echo "  (steal during the one-broadcast phase: $steal cores)"
+        echo "  (steal during the latency phase: $steal cores)"
         return 1
     fi
     return 0
