@@ -657,11 +657,15 @@ run_batch(bool fetch_work)
  * ping-pong), the host measures how long the ring stays empty until the next
  * request; the average of these gaps decides how long it watches the ring
  * before it sleeps next time (twice the average, at most HOST_POLL_MAX_US;
- * not at all when callers come further apart).
+ * not at all when callers come further apart than HOST_POLL_GAP_LIMIT_US).
+ * A caller that is slow because it slept itself still counts as close, so
+ * that polling, once lost, comes back.
  */
 #define HOST_POLL_MAX_US 250
+#define HOST_POLL_GAP_LIMIT_US 1000	/* callers further apart: no polling */
+#define HOST_GAP_SAMPLE_MAX_US 10000	/* an idle pause counts as this much */
 static double gap_avg_us = 0;
-static instr_time lone_end;
+static TimestampTz lone_end;
 static bool lone_pending = false;
 
 static void
@@ -669,19 +673,23 @@ lone_batch_done(uint64 calls)
 {
 	lone_pending = calls > 0 && calls <= 2;
 	if (lone_pending)
-		INSTR_TIME_SET_CURRENT(lone_end);
+		lone_end = GetCurrentTimestamp();
 }
 
+/*
+ * request_arrived
+ *		A batch was taken after a lone one: the gap is measured to when its
+ *		first request was enqueued, not to when the host noticed it, so that
+ *		a host that slept (and was slow to wake) does not conclude that its
+ *		callers are slow and stop polling for good.
+ */
 static void
-request_arrived(void)
+request_arrived(const DurableRequest *first)
 {
-	instr_time	now;
-
-	if (!lone_pending)
+	if (!lone_pending || first->enqueued_at == 0)
 		return;
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, lone_end);
-	gap_avg_us = 0.8 * gap_avg_us + 0.2 * (double) INSTR_TIME_GET_MICROSEC(now);
+	gap_avg_us = 0.8 * gap_avg_us +
+		0.2 * (double) Min(Max(first->enqueued_at - lone_end, 0), HOST_GAP_SAMPLE_MAX_US);
 	lone_pending = false;
 }
 
@@ -701,7 +709,7 @@ poll_ring(void)
 	instr_time	now;
 	bool		found = false;
 
-	if (!lone_pending || gap_avg_us > HOST_POLL_MAX_US)
+	if (!lone_pending || gap_avg_us > HOST_POLL_GAP_LIMIT_US)
 		return false;
 	budget_us = Min(budget_us, HOST_POLL_MAX_US);
 	host->polling = true;
@@ -859,8 +867,8 @@ DurableHostMain(Datum main_arg)
 		MemoryContextReset(BatchContext);
 		MemoryContextSwitchTo(BatchContext);
 		fetch_work = work_due();
-		if (take_batch(fetch_work) > 0)
-			request_arrived();
+		if (take_batch(fetch_work) > 0 && batch[0].source == DURABLE_SOURCE_REQUEST)
+			request_arrived(&batch[0].req);
 		if (batch_size > 0 || fetch_work)
 		{
 			lone_batch_done(run_batch(fetch_work));

@@ -197,14 +197,24 @@ raise_reply_error(const DurableParts *parts, const char *class_name,
  *		on cancel or statement_timeout (through CHECK_FOR_INTERRUPTS) and
  *		when the host exits without answering.
  */
+#define POLL_SKIP 8
+static uint8 poll_skip[DURABLE_MAX_HOSTS];	/* calls left that do not poll, per host */
+
 static DurableReplyStatus
 wait_for_reply(int hostno, uint64 seq, uint32 generation, bool poll, DurableParts *parts)
 {
 	DurableHostShared *host = DurableHost(hostno);
 	TimestampTz down_since = 0;
 
-	/* the host was awake and idle: the reply may come before a sleep would end */
-	if (poll)
+	/*
+	 * The host was awake and idle: the reply may come before a sleep would
+	 * end.  Calls that take longer (a WAL flush, a slow handler) make polling
+	 * waste CPU: after a miss, the next POLL_SKIP calls to that host sleep at
+	 * once.
+	 */
+	if (poll && poll_skip[hostno] > 0)
+		poll_skip[hostno]--;
+	else if (poll)
 	{
 		instr_time	start;
 		instr_time	now;
@@ -217,7 +227,10 @@ wait_for_reply(int hostno, uint64 seq, uint32 generation, bool poll, DurablePart
 			INSTR_TIME_SET_CURRENT(now);
 			INSTR_TIME_SUBTRACT(now, start);
 			if (INSTR_TIME_GET_MICROSEC(now) >= DURABLE_POLL_US)
+			{
+				poll_skip[hostno] = POLL_SKIP;
 				break;
+			}
 			pg_spin_delay();
 		}
 	}
