@@ -659,14 +659,18 @@ run_batch(bool fetch_work)
  * before it sleeps next time (twice the average, at most HOST_POLL_MAX_US;
  * not at all when callers come further apart than HOST_POLL_GAP_LIMIT_US).
  * A caller that is slow because it slept itself still counts as close, so
- * that polling, once lost, comes back.
+ * that polling, once lost, comes back.  A watch that ended without a request
+ * is not repeated for the next HOST_POLL_SKIP lone batches: callers whose
+ * gaps are just longer than the watch would only burn CPU.
  */
 #define HOST_POLL_MAX_US 250
 #define HOST_POLL_GAP_LIMIT_US 1000	/* callers further apart: no polling */
 #define HOST_GAP_SAMPLE_MAX_US 10000	/* an idle pause counts as this much */
+#define HOST_POLL_SKIP 4			/* lone batches without polling after a miss */
 static double gap_avg_us = 0;
 static TimestampTz lone_end;
 static bool lone_pending = false;
+static int	poll_skip = 0;
 
 static void
 lone_batch_done(uint64 calls)
@@ -711,6 +715,11 @@ poll_ring(void)
 
 	if (!lone_pending || gap_avg_us > HOST_POLL_GAP_LIMIT_US)
 		return false;
+	if (poll_skip > 0)
+	{
+		poll_skip--;
+		return false;
+	}
 	budget_us = Min(budget_us, HOST_POLL_MAX_US);
 	host->polling = true;
 	pg_memory_barrier();
@@ -725,7 +734,10 @@ poll_ring(void)
 		INSTR_TIME_SET_CURRENT(now);
 		INSTR_TIME_SUBTRACT(now, start);
 		if (INSTR_TIME_GET_MICROSEC(now) >= budget_us)
+		{
+			poll_skip = HOST_POLL_SKIP;
 			break;
+		}
 		pg_spin_delay();
 	}
 	host->polling = false;
