@@ -28,6 +28,14 @@ BEGIN
         END;
         RETURN jsonb_build_object('k', durable.get('k'), 'fresh', durable.get('fresh'),
                                   'other', durable.get('other'));
+    WHEN 'put_many_caught' THEN
+        -- put(entries) with a bad key after a good one, the error caught: neither is kept
+        BEGIN
+            PERFORM durable.put(jsonb_build_object('p1', 1, repeat('k', 2049), 2));
+        EXCEPTION WHEN invalid_parameter_value THEN
+            NULL;
+        END;
+        RETURN jsonb_build_object('p1', durable.get('p1'));
     WHEN 'write_then_list' THEN
         -- list and get(keys) read the table: they see the writes held so far in this call
         PERFORM durable.put('l1', '1');
@@ -65,6 +73,7 @@ SELECT durable.call('cached', 'a', 'put_fail', '{"key": "k", "value": 11}');
 SELECT durable.call('cached', 'a', 'get', '{"key": "k"}') AS still_10,
        durable.call('cached', 'a', 'get', '{"key": "other"}') AS other_kept;
 SELECT durable.call('cached', 'a', 'inner_rollback');
+SELECT durable.call('cached', 'a', 'put_many_caught');
 SELECT key, value FROM durable._storage WHERE class = 'cached' AND id = 'a' ORDER BY key;
 SELECT durable.call('cached', 'a', 'write_then_list');
 SELECT durable.call('cached', 'a', 'count_deletes');

@@ -341,7 +341,11 @@ durable_put_many(PG_FUNCTION_ARGS)
 				 errmsg("storage entries must be a JSON object")));
 	DurableCurrentObject("durable.put()", &class_name, &id);
 
-	/* check every top-level key and value before writing any */
+	/*
+	 * Check and write each top-level entry (an object has each key once).  A
+	 * bad one raises an error after some were written: the call's (or the
+	 * handler's EXCEPTION block's) subtransaction then takes them all back.
+	 */
 	it = JsonbIteratorInit(&entries->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -350,27 +354,17 @@ durable_put_many(PG_FUNCTION_ARGS)
 		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
 			level--;
 		else if (tok == WJB_KEY && level == 1)
+		{
 			check_key_length(v.val.string.len);
-		else if (tok == WJB_VALUE && level == 1)
-			DurableCheckMessageSize(v.type == jbvBinary ? v.val.binary.len :
-									v.type == jbvString ? v.val.string.len :
-									v.type == jbvNumeric ? VARSIZE(v.val.numeric) : 0,
-									"storage value");
-	}
-
-	/* then write them one by one (an object has each key once) */
-	it = JsonbIteratorInit(&entries->root);
-	level = 0;
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
-			level++;
-		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
-			level--;
-		else if (tok == WJB_KEY && level == 1)
 			key = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
+		}
 		else if (tok == WJB_VALUE && level == 1)
-			put_one(class_name, id, key, JsonbValueToJsonb(&v));
+		{
+			Jsonb	   *value = JsonbValueToJsonb(&v);
+
+			check_value(value);
+			put_one(class_name, id, key, value);
+		}
 	}
 	PG_RETURN_VOID();
 }
