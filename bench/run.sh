@@ -342,20 +342,12 @@ pair() {
     record "$nb" $kb
 }
 
-cat >"$scripts/durable_1.sql" <<'SQL'
-SELECT durable.call('bench_counter', 'c1', 'inc');
-SQL
-cat >"$scripts/durable_1000.sql" <<'SQL'
-\set id random(1, 1000)
-SELECT durable.call('bench_counter', 'c' || :id, 'inc');
-SQL
-cat >"$scripts/durable_async_1.sql" <<'SQL'
-SELECT durable.call('bench_counter_async', 'c1', 'inc');
-SQL
-cat >"$scripts/durable_async_1000.sql" <<'SQL'
-\set id random(1, 1000)
-SELECT durable.call('bench_counter_async', 'c' || :id, 'inc');
-SQL
+# durable_1.sql, durable_1000.sql (class bench_counter) and durable_async_*.sql (bench_counter_async)
+for script in durable:bench_counter durable_async:bench_counter_async; do
+    echo "SELECT durable.call('${script#*:}', 'c1', 'inc');" >"$scripts/${script%%:*}_1.sql"
+    printf '%s\n' '\set id random(1, 1000)' \
+        "SELECT durable.call('${script#*:}', 'c' || :id, 'inc');" >"$scripts/${script%%:*}_1000.sql"
+done
 cat >"$scripts/plain_1.sql" <<'SQL'
 INSERT INTO bench_plain VALUES ('c1', 1) ON CONFLICT (id) DO UPDATE SET n = bench_plain.n + 1;
 SQL

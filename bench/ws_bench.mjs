@@ -50,6 +50,16 @@ function pct(values, p) {
     return s[i];
 }
 
+// a flood under way: settle for 0.5 s, then count deliveries (total() = events so far) and CPU
+// over the given seconds
+async function meterFlood(total, seconds) {
+    await sleep(500);
+    const e0 = total();
+    const stop = cpuMeter();
+    await sleep(seconds * 1000);
+    return { delivered: total() - e0, cpu: stop() };
+}
+
 function summary(ms) {
     if (ms.length === 0) return { n: 0 };
     return {
@@ -377,12 +387,7 @@ async function floodPhase(socks, driver, seconds, inflight, per) {
     }
     const base = total();
     const pumps = Array.from({ length: inflight }, pump);
-    await sleep(500);
-    const e0 = total();
-    const stop = cpuMeter();
-    await sleep(seconds * 1000);
-    const e1 = total();
-    const cpu = stop();
+    const { delivered, cpu } = await meterFlood(total, seconds);
     running = false;
     await Promise.all(pumps);
     // let the queues drain, then compare what was sent with what arrived
@@ -391,8 +396,8 @@ async function floodPhase(socks, driver, seconds, inflight, per) {
     for (let i = 0; i < 100 && total() !== before; i++) { before = total(); await sleep(100); }
     const closed = socks.filter((s) => s.closed).length;
     return {
-        deliveries_per_s: Math.round((e1 - e0) / (cpu.wall_ms / 1000)),
-        broadcasts_per_s: Math.round((e1 - e0) / socks.length / (cpu.wall_ms / 1000)),
+        deliveries_per_s: Math.round(delivered / (cpu.wall_ms / 1000)),
+        broadcasts_per_s: Math.round(delivered / socks.length / (cpu.wall_ms / 1000)),
         broadcasts_sent: sent,
         deliveries_total: total() - base,
         deliveries_expected: expected(),
@@ -469,13 +474,8 @@ async function modeFloor() {
         log(`floor: ${n} sockets receiving pre-serialised frames for ${seconds} s`);
         const total = () => socks.reduce((a, x) => a + x.events, 0);
         child.send({ blast: seconds + 1 });
-        await sleep(500);
-        const e0 = total();
-        const stop = cpuMeter();
-        await sleep(seconds * 1000);
-        const e1 = total();
-        const cpu = stop();
-        out.flood = { sockets: n, deliveries_per_s: Math.round((e1 - e0) / (cpu.wall_ms / 1000)), cpu };
+        const { delivered, cpu } = await meterFlood(total, seconds);
+        out.flood = { sockets: n, deliveries_per_s: Math.round(delivered / (cpu.wall_ms / 1000)), cpu };
         await sleep(800);
         await Promise.all(socks.map((x) => x.close()));
     } finally {

@@ -140,13 +140,6 @@ extern bool DurableRingEmpty(int hostno);
 extern bool DurableReplySlotReady(uint64 seq);
 
 /*
- * How long a caller whose host was watching its ring (host.c, poll_ring)
- * watches its reply slot before it sleeps (µs): a back-to-back caller then
- * never waits for a process to be woken (see docs/internals.md, "Waiting").
- */
-#define DURABLE_POLL_US 60
-
-/*
  * The class directory: what the gateway (which has no database connection)
  * needs to know about each class, kept in shared memory by host 0
  * (classdir.c).

@@ -193,10 +193,17 @@ raise_reply_error(const DurableParts *parts, const char *class_name,
 /*
  * wait_for_reply
  *		Sleep on our latch until the reply to call seq arrives (with poll,
- *		first watch the reply slot for DURABLE_POLL_US).  Ends with an ERROR
+ *		first watch the reply slot for POLL_US).  Ends with an ERROR
  *		on cancel or statement_timeout (through CHECK_FOR_INTERRUPTS) and
  *		when the host exits without answering.
  */
+/*
+ * How long a caller whose host was watching its ring (host.c, poll_ring)
+ * watches its reply slot before it sleeps (µs): a back-to-back caller then
+ * never waits for a process to be woken (see docs/internals.md, "Waiting").
+ * After a miss, the next POLL_SKIP calls to that host sleep at once.
+ */
+#define POLL_US 60
 #define POLL_SKIP 8
 static uint8 poll_skip[DURABLE_MAX_HOSTS];	/* calls left that do not poll, per host */
 
@@ -226,7 +233,7 @@ wait_for_reply(int hostno, uint64 seq, uint32 generation, bool poll, DurablePart
 				break;
 			INSTR_TIME_SET_CURRENT(now);
 			INSTR_TIME_SUBTRACT(now, start);
-			if (INSTR_TIME_GET_MICROSEC(now) >= DURABLE_POLL_US)
+			if (INSTR_TIME_GET_MICROSEC(now) >= POLL_US)
 			{
 				poll_skip[hostno] = POLL_SKIP;
 				break;
