@@ -70,6 +70,50 @@ SELECT name, owner FROM durable.classes WHERE name = 'vault';
 ALTER FUNCTION alice.vault(text, text, jsonb) OWNER TO durable_carol;
 SELECT durable.call('vault', 'v', 'who'); \echo :LAST_ERROR_SQLSTATE
 ALTER FUNCTION alice.vault(text, text, jsonb) OWNER TO durable_alice;
+-- a handler cannot change who it runs as
+SET ROLE durable_alice;
+CREATE FUNCTION alice.become(id text, method text, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF method = 'role' THEN
+        EXECUTE 'SET ROLE ' || quote_ident(args->>'role');
+    ELSE
+        EXECUTE 'SET SESSION AUTHORIZATION ' || quote_ident(args->>'role');
+    END IF;
+    RETURN to_jsonb(current_user);
+END
+$$;
+SELECT durable.define_class('become', 'alice.become');
+SELECT durable.call('become', 'b', 'role', '{"role": "durable_alice"}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.call('become', 'b', 'session', '{"role": "durable_alice"}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.drop_class('become');
+RESET ROLE;
+-- ids, keys, methods and args are data, never SQL text
+CREATE FUNCTION echo_h(id text, method text, args jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM durable.put(args->>'key', to_jsonb(id || ' ' || method));
+    RETURN jsonb_build_object('id', id, 'method', method, 'args', args,
+                              'stored', durable.get(args->>'key'));
+END
+$$;
+SELECT durable.define_class('echo', 'echo_h');
+SELECT durable.call('echo', $$x'); DROP TABLE durable._classes; --$$, $$m'; SELECT 1; --$$,
+                    $${"key": "k'); DELETE FROM durable._storage; --", "v": "'; TRUNCATE durable._classes; --"}$$);
+SELECT durable.call($$echo'; DROP TABLE durable._classes; --$$, 'x', 'm'); \echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS classes_table_intact FROM durable._classes WHERE name = 'echo';
+SELECT key, value FROM durable._storage WHERE class = 'echo' AND id = $$x'); DROP TABLE durable._classes; --$$;
+SELECT durable.drop_class('echo', true);
+DROP FUNCTION echo_h(text, text, jsonb);
+-- defining classes is open to PUBLIC, and an administrator may close it
+REVOKE EXECUTE ON FUNCTION durable.define_class(text, regproc, jsonb) FROM PUBLIC;
+SET ROLE durable_alice;
+SELECT durable.define_class('closed', 'alice.vault'); \echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION durable.define_class(text, regproc, jsonb) TO PUBLIC;
+SET ROLE durable_alice;
+SELECT durable.define_class('closed', 'alice.vault');
+SELECT durable.drop_class('closed');
+RESET ROLE;
 SELECT durable.drop_class('vault', true);
 DROP SCHEMA alice CASCADE;
 DROP FUNCTION pg_temp.mine(text, text, jsonb);

@@ -12,7 +12,11 @@
  * The extension's tables are not readable or writable by ordinary roles, so
  * every access goes through DurableSpiBegin/End, which switch to the owner
  * of the tables (the role that created the extension) for the duration of
- * the SPI work; an error unwinds the switch with the (sub)transaction.
+ * the SPI work, with search_path = pg_catalog, pg_temp: our statements are
+ * prepared once and may first run inside a handler, whose search_path is
+ * its owner's to choose; they must never resolve a name there (and a plan
+ * made under another search_path would be analysed again each time).  An
+ * error unwinds both with the (sub)transaction.
  *
  * IDENTIFICATION
  *	  src/catalog.c
@@ -28,6 +32,7 @@
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -139,10 +144,36 @@ require_extension(void)
 				 errhint("Run CREATE EXTENSION %s.", DURABLE_EXTENSION_NAME)));
 }
 
+#define DURABLE_SEARCH_PATH "pg_catalog, pg_temp"
+
+/*
+ * DurableSearchPathPush
+ *		Run the extension's own SQL with search_path = pg_catalog, pg_temp
+ *		(pg_temp last: never a temporary table before a catalog).  Returns the
+ *		GUC nesting level to end with DurableSearchPathPop.
+ */
+int
+DurableSearchPathPush(void)
+{
+	int			level = NewGUCNestLevel();
+
+	if (strcmp(namespace_search_path, DURABLE_SEARCH_PATH) != 0)
+		(void) set_config_option("search_path", DURABLE_SEARCH_PATH, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+void
+DurableSearchPathPop(int level)
+{
+	AtEOXact_GUC(true, level);
+}
+
 /*
  * DurableSpiBegin
- *		Connect to SPI as the owner of the extension's tables.  Pair with
- *		DurableSpiEnd; on error the enclosing (sub)transaction undoes both.
+ *		Connect to SPI as the owner of the extension's tables, with our
+ *		search_path.  Pair with DurableSpiEnd; on error the enclosing
+ *		(sub)transaction undoes all of it.
  */
 void
 DurableSpiBegin(DurableSpiState *state)
@@ -151,6 +182,7 @@ DurableSpiBegin(DurableSpiState *state)
 	GetUserIdAndSecContext(&state->save_user, &state->save_sec);
 	SetUserIdAndSecContext(tables_owner,
 						   state->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	state->guc_level = DurableSearchPathPush();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }
@@ -159,6 +191,7 @@ void
 DurableSpiEnd(DurableSpiState *state)
 {
 	SPI_finish();
+	DurableSearchPathPop(state->guc_level);
 	SetUserIdAndSecContext(state->save_user, state->save_sec);
 }
 

@@ -1,15 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * classdir.c
- *	  The class directory: class options in shared memory for the gateway.
+ *	  The class directory, host 0's side: tell the gateway every class.
  *
  * The gateway has no database connection, yet it must answer 404 or 403
  * before a WebSocket upgrade and serve auto_response pairs on its own.  So
- * host 0 keeps a copy of every class's name and gateway options in shared
- * memory: it loads it at start and again whenever a transaction that changed
- * classes commits (outbox.c's commit callback marks it dirty and wakes host
- * 0).  The gateway reads it under a spinlock, copying one entry, without
- * allocating.  Host 0 also drops the socket rows of a gateway that is gone.
+ * host 0 reads every class's name and gateway options from durable._classes
+ * and sends them to the gateway as one "classes" message, which replaces
+ * the gateway's copy (gateway_classes.c).  It does so when a transaction that
+ * changed classes commits (the commit callback of outbox.c marks the
+ * directory dirty and wakes host 0), when a new gateway started, and again
+ * after a message could not be queued.  The directory has no fixed capacity:
+ * no role can fill it to lock out the classes of others (the number of
+ * classes one role may own is durable.max_classes_per_role, classes.c).
+ *
+ * The message's one part is a list of records, in name order:
+ *	name length (1 byte), name, flags (1 byte: DURABLE_CLASS_*), and with
+ *	DURABLE_CLASS_AUTO_RESPONSE: request length (2 bytes, little-endian),
+ *	request, response length (2 bytes), response.
+ *
+ * Host 0 also drops the socket rows of a gateway that is gone.
  *
  * IDENTIFICATION
  *	  src/classdir.c
@@ -19,51 +29,27 @@
 #include "pg_durable_objects.h"
 
 #include "access/xact.h"
+#include "lib/stringinfo.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 
 static SPIPlanPtr load_plan = NULL;
 
+static void
+append_length16(StringInfo buf, int len)
+{
+	appendStringInfoChar(buf, (char) (len & 0xFF));
+	appendStringInfoChar(buf, (char) ((len >> 8) & 0xFF));
+}
+
 /*
- * DurableClassDirLookup
- *		Copy the entry of class name into *out; false if there is none.
- *		*loaded tells whether the directory was ever filled.  Never throws.
+ * encode_classes
+ *		Read every class and encode the directory message's part into buf.
+ *		Needs a transaction and a snapshot.
  */
-bool
-DurableClassDirLookup(const char *name, DurableClassEntry *out, bool *loaded)
-{
-	DurableClassDirectory *dir = DurableClassDir();
-	bool		found = false;
-	int			i;
-
-	SpinLockAcquire(&dir->mutex);
-	*loaded = dir->loaded;
-	for (i = 0; i < dir->nclasses; i++)
-	{
-		if (strcmp(dir->classes[i].name, name) == 0)
-		{
-			*out = dir->classes[i];
-			found = true;
-			break;
-		}
-	}
-	SpinLockRelease(&dir->mutex);
-	return found;
-}
-
 static void
-copy_text(char *dst, size_t size, HeapTuple tup, TupleDesc desc, int col)
-{
-	char	   *v = SPI_getvalue(tup, desc, col);
-
-	dst[0] = '\0';
-	if (v != NULL)
-		strlcpy(dst, v, size);
-}
-
-static void
-load(void)
+encode_classes(StringInfo buf)
 {
 	static const DurableStatement stmt = {
 		"SELECT name, "
@@ -71,89 +57,110 @@ load(void)
 		"       coalesce((options OPERATOR(pg_catalog.->>) 'http')::pg_catalog.bool, false), "
 		"       options OPERATOR(pg_catalog.#>>) '{auto_response,request}', "
 		"       options OPERATOR(pg_catalog.#>>) '{auto_response,response}' "
-		"  FROM durable._classes ORDER BY name LIMIT " CppAsString2(DURABLE_MAX_CLASSES),
+		"  FROM durable._classes ORDER BY name",
 		0, {InvalidOid}
 	};
-	DurableClassDirectory *dir = DurableClassDir();
-	DurableClassEntry *entries;
 	DurableSpiState spi;
-	uint64		n = 0;
 	uint64		i;
-	bool		isnull;
 
-	entries = palloc0(sizeof(DurableClassEntry) * DURABLE_MAX_CLASSES);
-	if (DurableExtensionPresent())
+	if (!DurableExtensionPresent())
+		return;
+	DurableSpiBegin(&spi);
+	DurableSpiRun(&stmt, &load_plan, NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
 	{
-		DurableSpiBegin(&spi);
-		DurableSpiRun(&stmt, &load_plan, NULL, NULL, SPI_OK_SELECT);
-		n = SPI_processed;
-		for (i = 0; i < n; i++)
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *name = SPI_getvalue(tup, desc, 1);
+		char	   *request = SPI_getvalue(tup, desc, 4);
+		char	   *response = SPI_getvalue(tup, desc, 5);
+		bool		isnull;
+		int			flags = 0;
+		int			len = strlen(name);
+
+		if (len > DURABLE_MAX_CLASS_BYTES)
+			continue;			/* the table's CHECK makes this impossible */
+		if (DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull)))
+			flags |= DURABLE_CLASS_WEBSOCKET;
+		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+			flags |= DURABLE_CLASS_HTTP;
+		if (request != NULL && response != NULL &&
+			strlen(request) <= DURABLE_MAX_AUTO_RESPONSE &&
+			strlen(response) <= DURABLE_MAX_AUTO_RESPONSE)
+			flags |= DURABLE_CLASS_AUTO_RESPONSE;
+		appendStringInfoChar(buf, (char) len);
+		appendBinaryStringInfo(buf, name, len);
+		appendStringInfoChar(buf, (char) flags);
+		if (flags & DURABLE_CLASS_AUTO_RESPONSE)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			DurableClassEntry *e = &entries[i];
-
-			copy_text(e->name, sizeof(e->name), tup, desc, 1);
-			e->websocket = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-			e->http = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-			(void) SPI_getbinval(tup, desc, 4, &isnull);
-			e->has_auto_response = !isnull;
-			copy_text(e->auto_request, sizeof(e->auto_request), tup, desc, 4);
-			copy_text(e->auto_response, sizeof(e->auto_response), tup, desc, 5);
+			append_length16(buf, strlen(request));
+			appendBinaryStringInfo(buf, request, strlen(request));
+			append_length16(buf, strlen(response));
+			appendBinaryStringInfo(buf, response, strlen(response));
 		}
-		DurableSpiEnd(&spi);
 	}
+	DurableSpiEnd(&spi);
+}
 
-	SpinLockAcquire(&dir->mutex);
-	memcpy(dir->classes, entries, sizeof(DurableClassEntry) * n);
-	dir->nclasses = (int) n;
-	dir->loaded = true;
-	SpinLockRelease(&dir->mutex);
-	pfree(entries);
+/*
+ * send_classes
+ *		Send the whole directory to the gateway; whether it was queued.
+ */
+static bool
+send_classes(void)
+{
+	StringInfoData buf;
+	DurableParts parts;
+	const char *data[2] = {"classes", ""};
+	bool		sent;
+
+	initStringInfo(&buf);
+	encode_classes(&buf);
+	DurableMakeParts(&parts, data, 2);
+	parts.data[1] = buf.data;
+	parts.len[1] = buf.len;
+	sent = DurableGatewayPush(&parts);
+	pfree(buf.data);
+	return sent;
 }
 
 /*
  * DurableClassDirMarkDirty
- *		Classes changed: host 0 reloads the directory soon.  Never throws.
+ *		Classes changed: host 0 tells the gateway soon.  Never throws.
  */
 void
 DurableClassDirMarkDirty(void)
 {
-	DurableClassDirectory *dir = DurableClassDir();
-
-	SpinLockAcquire(&dir->mutex);
-	dir->dirty = true;
-	SpinLockRelease(&dir->mutex);
+	DurableClassesDirty();
 	DurableWakeHostForWork(0);
 }
 
 /*
  * DurableClassDirMaintain
- *		Host 0, outside a transaction: reload the directory if it was never
- *		loaded or classes changed, and forget the socket rows of a gateway
- *		that is gone once a new one started.
+ *		Host 0, outside a transaction: send the directory to the gateway if
+ *		classes changed or a new gateway runs, and forget the socket rows of a
+ *		gateway that is gone once a new one started.
  */
 void
 DurableClassDirMaintain(void)
 {
+	static int64 sent_epoch = 0;
 	static int64 cleaned_epoch = -1;
-	DurableClassDirectory *dir = DurableClassDir();
 	int64		epoch = DurableGatewayEpoch();
-	bool		reload;
+	bool		send = DurableClassesTakeDirty() || epoch != sent_epoch;
 
-	SpinLockAcquire(&dir->mutex);
-	reload = !dir->loaded || dir->dirty;
-	dir->dirty = false;
-	SpinLockRelease(&dir->mutex);
-	if (!reload && epoch == cleaned_epoch)
+	/* no gateway runs: the next one gets the directory when it starts */
+	if (epoch == 0)
+		send = false;
+	if (!send && epoch == cleaned_epoch)
 		return;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "durable class directory");
-	if (reload)
-		load();
+	if (send)
+		sent_epoch = send_classes() ? epoch : 0;
 	if (epoch != cleaned_epoch && DurableExtensionPresent())
 	{
 		DurableSocketsCleanup();

@@ -10,6 +10,15 @@
  * functions write durable._classes as the extension owner (catalog.c) and
  * tell every process to drop its cached copy at commit.
  *
+ * Definitions of one name are serialised: both functions first take a
+ * transaction-level lock on the name, then read the class's row FOR UPDATE
+ * in a fresh snapshot, and only then check who owns it; a second definition
+ * waits for the first transaction to end and sees what it did.  (Under
+ * REPEATABLE READ the snapshot cannot see it: the write then fails with
+ * 40001 instead.)  A role may own at most durable.max_classes_per_role
+ * classes (54000 beyond; superusers are not limited), counted under a lock
+ * on the owner.
+ *
  * IDENTIFICATION
  *	  src/classes.c
  *
@@ -20,7 +29,9 @@
 #include "access/htup_details.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -31,19 +42,119 @@
 PG_FUNCTION_INFO_V1(durable_define_class);
 PG_FUNCTION_INFO_V1(durable_drop_class);
 
+/* field4 of our advisory lock tags (pg_advisory_lock() uses 1 and 2) */
+#define LOCK_CLASS_NAME		0x4443	/* "DC": one class name */
+#define LOCK_CLASS_OWNER	0x444F	/* "DO": the classes of one owner */
+
+int			durable_max_classes_per_role = 1000;
+
 static SPIPlanPtr upsert_plan = NULL;
 static SPIPlanPtr has_data_plan = NULL;
 static SPIPlanPtr drop_plan = NULL;
+static SPIPlanPtr owner_plan = NULL;
+static SPIPlanPtr count_plan = NULL;
+
+/* lock (field2, field3) in our lock space field4 until the transaction ends */
+static void
+lock_xact(uint32 field2, uint32 field3, uint16 field4)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, field2, field3, field4);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * lock_and_read_owner
+ *		Serialise with every other definition of class name, then read its
+ *		row FOR UPDATE in a new snapshot.  False if the class does not exist;
+ *		else *owner is its owner (InvalidOid when its handler is gone).
+ */
+static bool
+lock_and_read_owner(const char *name, Oid *owner)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	DurableSpiState spi;
+	bool		exists;
+	bool		isnull;
+
+	lock_xact(hash_bytes((const unsigned char *) name, strlen(name)),
+			  (uint32) strlen(name), LOCK_CLASS_NAME);
+	values[0] = CStringGetTextDatum(name);
+	DurableSpiBegin(&spi);
+	/* not read-only: a new snapshot sees what the transaction we waited for did */
+	DurableSpiExecute(DurableSpiPlan(&owner_plan,
+									 "SELECT p.proowner FROM durable._classes c "
+									 "  LEFT JOIN pg_catalog.pg_proc p "
+									 "         ON p.oid OPERATOR(pg_catalog.=) "
+									 "            pg_catalog.to_regprocedure(c.handler) "
+									 " WHERE c.name OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
+									 1, types),
+					  values, NULL, false, SPI_OK_SELECT);
+	exists = SPI_processed == 1;
+	*owner = InvalidOid;
+	if (exists)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			*owner = DatumGetObjectId(d);
+	}
+	DurableSpiEnd(&spi);
+	return exists;
+}
+
+/*
+ * check_class_quota
+ *		Before owner gets a new class: ERROR 54000 if it already owns
+ *		durable.max_classes_per_role (0: no limit).  Superusers are not limited.
+ */
+static void
+check_class_quota(Oid owner)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+	DurableSpiState spi;
+	int64		owned;
+	bool		isnull;
+
+	if (durable_max_classes_per_role <= 0 || superuser() || superuser_arg(owner))
+		return;
+	lock_xact(owner, 0, LOCK_CLASS_OWNER);
+	values[0] = ObjectIdGetDatum(owner);
+	DurableSpiBegin(&spi);
+	DurableSpiExecute(DurableSpiPlan(&count_plan,
+									 "SELECT pg_catalog.count(*) FROM durable._classes c "
+									 "  JOIN pg_catalog.pg_proc p "
+									 "    ON p.oid OPERATOR(pg_catalog.=) "
+									 "       pg_catalog.to_regprocedure(c.handler) "
+									 " WHERE p.proowner OPERATOR(pg_catalog.=) $1",
+									 1, types),
+					  values, NULL, false, SPI_OK_SELECT);
+	owned = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										&isnull));
+	DurableSpiEnd(&spi);
+	if (owned >= durable_max_classes_per_role)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("role \"%s\" owns %lld durable classes, the most it may own",
+						GetUserNameFromId(owner, false), (long long) owned),
+				 errdetail("durable.max_classes_per_role is %d.", durable_max_classes_per_role),
+				 errhint("Drop classes the role no longer needs, or ask an administrator to raise durable.max_classes_per_role.")));
+}
 
 /*
  * check_handler
  *		ERROR unless proc is a plain function (text, text, jsonb) RETURNS jsonb.
+ *		Returns its owner.
  */
-static void
+static Oid
 check_handler(Oid proc)
 {
 	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(proc));
 	Form_pg_proc form;
+	Oid			owner;
 	bool		ok;
 
 	if (!HeapTupleIsValid(tuple))
@@ -51,6 +162,7 @@ check_handler(Oid proc)
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function with OID %u does not exist", proc)));
 	form = (Form_pg_proc) GETSTRUCT(tuple);
+	owner = form->proowner;
 	ok = form->prokind == PROKIND_FUNCTION && !form->proretset &&
 		form->prorettype == JSONBOID && form->pronargs == 3 &&
 		form->proargtypes.values[0] == TEXTOID &&
@@ -62,6 +174,7 @@ check_handler(Oid proc)
 				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
 				 errmsg("function %s cannot be a class handler", format_procedure(proc)),
 				 errdetail("A handler is a function (id text, method text, args jsonb) RETURNS jsonb.")));
+	return owner;
 }
 
 static bool
@@ -137,17 +250,18 @@ check_options(Jsonb *options)
 
 /*
  * check_class_owner
- *		ERROR 42501 unless the current role may change existing class cls.
+ *		ERROR 42501 unless the current role may change existing class name,
+ *		owned by owner (InvalidOid: its handler is gone, superusers only).
  */
 static void
-check_class_owner(const DurableClass *cls)
+check_class_owner(const char *name, Oid owner)
 {
 	if (superuser())
 		return;
-	if (!OidIsValid(cls->owner) || !has_privs_of_role(GetUserId(), cls->owner))
+	if (!OidIsValid(owner) || !has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of durable class \"%s\"", cls->name),
+				 errmsg("must be owner of durable class \"%s\"", name),
 				 errdetail("The owner of a class is the owner of its handler function.")));
 }
 
@@ -161,7 +275,8 @@ durable_define_class(PG_FUNCTION_ARGS)
 	char	   *name;
 	Oid			handler;
 	Jsonb	   *options;
-	DurableClass existing;
+	Oid			owner;
+	Oid			handler_owner;
 	DurableSpiState spi;
 	Datum		values[3];
 	Oid			types[3] = {TEXTOID, TEXTOID, JSONBOID};
@@ -176,15 +291,17 @@ durable_define_class(PG_FUNCTION_ARGS)
 	options = PG_GETARG_JSONB_P(2);
 
 	DurableCheckClassName(name);
-	check_handler(handler);
+	handler_owner = check_handler(handler);
 	check_options(options);
 	if (!DurableProcOwnercheck(handler, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of function %s", format_procedure(handler)),
 				 errdetail("The owner of a class is the owner of its handler function.")));
-	if (DurableClassLookup(name, &existing, true))
-		check_class_owner(&existing);
+	if (lock_and_read_owner(name, &owner))
+		check_class_owner(name, owner);
+	else
+		check_class_quota(handler_owner);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(format_procedure_qualified(handler));
@@ -212,7 +329,7 @@ durable_drop_class(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	bool		drop_data;
-	DurableClass cls;
+	Oid			owner;
 	DurableSpiState spi;
 	Datum		values[1];
 	Oid			types[1] = {TEXTOID};
@@ -227,8 +344,12 @@ durable_drop_class(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	drop_data = PG_GETARG_BOOL(1);
 	DurableCheckClassName(name);
-	DurableClassLookup(name, &cls, false);
-	check_class_owner(&cls);
+	if (!lock_and_read_owner(name, &owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("durable class \"%s\" does not exist", name),
+				 errhint("Create it with durable.define_class().")));
+	check_class_owner(name, owner);
 
 	values[0] = CStringGetTextDatum(name);
 	DurableSpiBegin(&spi);

@@ -43,6 +43,7 @@
 #include "pg_durable_objects.h"
 #include "gateway.h"
 #include "gateway_int.h"
+#include "gateway_classes.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -574,7 +575,8 @@ request_method(struct lws *wsi)
 
 /*
  * gateway_healthz
- *		GET /healthz: 200 when the gateway (this process) and every host run.
+ *		GET /healthz: 200 when the gateway (this process) and every host run,
+ *		and the gateway knows the classes (it can route object requests).
  */
 static int
 gateway_healthz(struct lws *wsi, GatewaySession *pss, bool head_only)
@@ -599,6 +601,13 @@ gateway_healthz(struct lws *wsi, GatewaySession *pss, bool head_only)
 			healthy = false;
 			GatewayBufPrintf(&buf, "host %d is not running\n", i);
 		}
+	}
+	if (!GatewayClassesLoaded())
+	{
+		if (healthy)
+			GatewayBufPrintf(&buf, "unavailable\n");
+		healthy = false;
+		GatewayBufPrintf(&buf, "the class directory has not arrived yet\n");
 	}
 	if (healthy)
 		GatewayBufPrintf(&buf, "ok\n");
@@ -1279,6 +1288,8 @@ DurableGatewayMain(Datum main_arg)
 	before_shmem_exit(gateway_exit, (Datum) 0);
 	/* socket rows of earlier gateways are stale from now on */
 	DurableSetGatewayEpoch(GetCurrentTimestamp());
+	/* host 0 sends the class directory to a new gateway */
+	DurableWakeHostForWork(0);
 
 	raise_fd_limit();
 

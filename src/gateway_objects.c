@@ -35,6 +35,7 @@
 #include "pg_durable_objects.h"
 #include "gateway.h"
 #include "gateway_int.h"
+#include "gateway_classes.h"
 #include "json.h"
 
 #include <poll.h>
@@ -976,7 +977,9 @@ handle_message(const DurableParts *m, void *arg)
 
 	if (m->nparts < 2)
 		return;
-	if (part_is(m, 0, "ready"))
+	if (part_is(m, 0, "classes"))
+		GatewayClassesReplace(m->data[1], m->len[1]);
+	else if (part_is(m, 0, "ready"))
 	{
 		s = find_socket(part_int64(m, 1));
 		if (s != NULL && s->accepted && !s->ready)
@@ -1194,7 +1197,7 @@ lookup_class(const char *class_name, DurableClassEntry *entry)
 
 	if (!class_name_ok(class_name))
 		return HTTP_STATUS_NOT_FOUND;
-	if (DurableClassDirLookup(class_name, entry, &loaded))
+	if (GatewayClassLookup(class_name, entry, &loaded))
 		return 0;
 	return loaded ? HTTP_STATUS_NOT_FOUND : HTTP_STATUS_SERVICE_UNAVAILABLE;
 }

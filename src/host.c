@@ -539,21 +539,22 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 }
 
 /*
- * record_failure_alone
- *		An alarm or send whose transaction failed at commit: reschedule it in a
- *		transaction of its own so it does not come back at once forever.
+ * run_alone
+ *		Run fn(arg) in a transaction of its own (with a snapshot); an error is
+ *		logged and rolled back, never raised.
  */
 static void
-record_failure_alone(DurableCall *call)
+run_alone(void (*fn) (void *), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	if (call->source == DURABLE_SOURCE_REQUEST)
-		return;
 	PG_TRY();
 	{
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		DurableWorkFailed(call);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		fn(arg);
+		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -565,6 +566,24 @@ record_failure_alone(DurableCall *call)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
+}
+
+static void
+record_failure(void *call)
+{
+	DurableWorkFailed((DurableCall *) call);
+}
+
+/*
+ * record_failure_alone
+ *		An alarm or send whose transaction failed at commit: reschedule it in a
+ *		transaction of its own so it does not come back at once forever.
+ */
+static void
+record_failure_alone(DurableCall *call)
+{
+	if (call->source != DURABLE_SOURCE_REQUEST)
+		run_alone(record_failure, call);
 }
 
 /*
@@ -794,6 +813,12 @@ wait_timeout_ms(void)
 	return (long) Min((us + 999) / 1000, 1000);
 }
 
+static void
+init_settings(void *arg)
+{
+	DurableSandboxInitHost();
+}
+
 /*
  * DurableHostMain
  *		Entry point of a host worker; main_arg is its host number.
@@ -821,6 +846,9 @@ DurableHostMain(Datum main_arg)
 	SetConfigOption("default_transaction_isolation", "read committed",
 					PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	DurableInvokeInit();
+	/* handlers get their owners' settings, not those of the role we connect as */
+	run_alone(init_settings, NULL);
 
 	HostContext = AllocSetContextCreate(TopMemoryContext, "durable host",
 										ALLOCSET_DEFAULT_SIZES);

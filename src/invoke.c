@@ -4,18 +4,22 @@
  *	  Run one call of an object inside the host's batch transaction.
  *
  * host.c calls DurableInvoke once per call of a batch.  Each call runs in its
- * own subtransaction, as the class owner (like SECURITY DEFINER), with its
- * own GUC nesting level and a fresh snapshot, limited by durable.call_timeout
- * (lock waits included).  A failing call rolls back its subtransaction only;
- * its error is copied out for the caller.  While the handler runs, the
- * "current object" is set so that the storage functions (storage.c) know
- * whose keys they touch.  A call that comes from an alarm or a send first
+ * own subtransaction with a fresh snapshot, in the sandbox of sandbox.c (as
+ * the class owner, with the owner's settings, leaving nothing behind),
+ * limited by durable.call_timeout (lock waits included).  A handler cannot
+ * catch the time limit away: once it fired, every subtransaction the handler
+ * rolls back raises the cancel again, and the call fails with 57014 however
+ * it returns.  A failing call rolls back its subtransaction only; its error
+ * is copied out for the caller.  While the handler runs, the "current
+ * object" is set so that the storage functions (storage.c) know whose keys
+ * they touch.  A call that comes from an alarm or a send first
  * claims its row (work.c) in the same subtransaction, so its effects and
  * the row's removal commit together; a failed one is rescheduled.
  *
  * A handler may call another object of the same host (router.c): that call
- * runs inline, nested in the calling one; calling back into an object that
- * is already running is a cycle and ends in ERROR 40P01.
+ * runs inline, nested in the calling one, in a subtransaction and a sandbox
+ * of its own; calling back into an object that is already running is a
+ * cycle and ends in ERROR 40P01.
  *
  * IDENTIFICATION
  *	  src/invoke.c
@@ -26,6 +30,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -33,6 +38,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
+
+/* durable.call_timeout of the running top-level call */
+static TimeoutId call_timer = MAX_TIMEOUTS;
+static volatile sig_atomic_t call_timed_out = false;
 
 /* the objects whose handlers run now on this host, innermost last */
 #define MAX_NESTING 32
@@ -82,9 +91,9 @@ DurableCurrentObject(const char *function, const char **class_name, const char *
 
 /*
  * run_handler
- *		Call the handler of cls for object (class_name, id) as the class owner,
- *		with its own GUC nesting level, the object set as current.  On error
- *		the enclosing (sub)transaction restores user and settings; the current
+ *		Call the handler of cls for object (class_name, id) in the sandbox of
+ *		its owner (sandbox.c), the object set as current.  On error the
+ *		enclosing (sub)transaction restores user and settings; the current
  *		object is restored here.
  */
 static Datum
@@ -94,9 +103,7 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(fcinfo, 3);
 	Datum		result;
-	Oid			save_user;
-	int			save_sec;
-	int			nestlevel;
+	DurableSandbox sandbox;
 	int			i;
 
 	for (i = 0; i < nrunning; i++)
@@ -112,9 +119,7 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("calls between objects nest deeper than %d", MAX_NESTING)));
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(cls->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	nestlevel = NewGUCNestLevel();
+	DurableSandboxEnter(cls->owner, nrunning > 0, &sandbox);
 	running_class[nrunning] = cls->name;
 	running_id[nrunning] = id;
 	running_socket[nrunning] = socket;
@@ -141,9 +146,7 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 	PG_END_TRY();
 
 	nrunning--;
-	/* settings a handler changed, even with plain SET, end with its call */
-	AtEOXact_GUC(false, nestlevel);
-	SetUserIdAndSecContext(save_user, save_sec);
+	DurableSandboxLeave(&sandbox);
 	return result;
 }
 
@@ -160,21 +163,115 @@ lookup_runnable(const char *class_name, DurableClass *cls)
 /*
  * DurableInvokeNested
  *		Run a call of another object of this host right now, inside the
- *		running call (a durable.call from a handler).  Its writes belong to
- *		the calling call's subtransaction.
+ *		running call (a durable.call from a handler), in a subtransaction of
+ *		its own: its writes commit with the calling call; its error is
+ *		raised in the caller after its subtransaction rolled back.
  */
 Jsonb *
 DurableInvokeNested(const char *class_name, const char *id, const char *method,
 					Jsonb *args, bool *isnull)
 {
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
 	DurableClass cls;
-	Datum		result;
+	Jsonb	   *volatile result = NULL;
 
 	lookup_runnable(class_name, &cls);
-	result = run_handler(&cls, id, method, args, 0, isnull);
-	if (*isnull)
-		return NULL;
-	return DatumGetJsonbP(result);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		Datum		d = run_handler(&cls, id, method, args, 0, isnull);
+
+		if (!*isnull)
+		{
+			Jsonb	   *jb = DatumGetJsonbP(d);
+
+			result = MemoryContextAlloc(oldcxt, VARSIZE(jb));
+			memcpy(result, jb, VARSIZE(jb));
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return result;
+}
+
+/*
+ * call_timer_fired
+ *		Timeout handler of durable.call_timeout (in a signal handler): cancel
+ *		what runs, as a statement timeout would, and remember why.
+ */
+static void
+call_timer_fired(void)
+{
+	call_timed_out = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * cancel_again
+ *		Once the time limit fired, a handler that catches the cancel (an
+ *		EXCEPTION block rolls back its subtransaction) gets it again at its
+ *		next interrupt check, until the call ends.
+ */
+static void
+cancel_again(SubXactEvent event, SubTransactionId mySubid,
+			 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && call_timed_out && nrunning > 0)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+}
+
+/*
+ * DurableInvokeInit
+ *		At host start: register the call timer.
+ */
+void
+DurableInvokeInit(void)
+{
+	call_timer = RegisterTimeout(USER_TIMEOUT, call_timer_fired);
+	RegisterSubXactCallback(cancel_again, NULL);
+}
+
+static void
+start_call_timer(void)
+{
+	call_timed_out = false;
+	if (durable_call_timeout > 0)
+		enable_timeout_after(call_timer, durable_call_timeout);
+}
+
+/* stop the timer; whether it fired (a cancel it left pending is dropped) */
+static bool
+stop_call_timer(void)
+{
+	bool		fired;
+
+	disable_timeout(call_timer, false);
+	fired = call_timed_out;
+	if (fired)
+		QueryCancelPending = false;
+	call_timed_out = false;
+	return fired;
 }
 
 /*
@@ -214,8 +311,8 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	TimestampTz started = GetCurrentTimestamp();
 	uint64		outer_chain = durable_current_chain;
+	volatile bool timed_out = false;
 
 	DurableCacheBeginCall();
 	BeginInternalSubTransaction(NULL);
@@ -236,11 +333,13 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		else
 		{
 			/* a nested call runs under the time limit of its outermost call */
-			if (durable_call_timeout > 0 && !call->nested)
-				enable_timeout_after(STATEMENT_TIMEOUT, durable_call_timeout);
-			result = run_call(call, &cls, outer_chain, &isnull);
 			if (!call->nested)
-				disable_timeout(STATEMENT_TIMEOUT, false);
+				start_call_timer();
+			result = run_call(call, &cls, outer_chain, &isnull);
+			if (!call->nested && (timed_out = stop_call_timer()))
+				ereport(ERROR,
+						(errcode(ERRCODE_QUERY_CANCELED),
+						 errmsg("canceling statement due to durable.call_timeout")));
 
 			call->result = NULL;
 			if (!isnull)
@@ -268,17 +367,18 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		ErrorData  *edata;
 
 		durable_current_chain = outer_chain;
-		if (!call->nested)
-			disable_timeout(STATEMENT_TIMEOUT, false);
+		if (!call->nested && !timed_out)
+			timed_out = stop_call_timer();
 
 		MemoryContextSwitchTo(resultcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && durable_call_timeout > 0 && !call->nested &&
-			TimestampDifferenceExceeds(started, GetCurrentTimestamp(), durable_call_timeout))
+		/* whatever the handler raised after the limit fired, the call timed out */
+		if (timed_out)
 		{
+			edata->sqlerrcode = ERRCODE_QUERY_CANCELED;
 			edata->message = psprintf("durable call exceeded durable.call_timeout (%d ms)",
 									  durable_call_timeout);
 			edata->detail = pstrdup("Its writes were rolled back.");
@@ -295,4 +395,6 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
+	if (!call->nested)
+		DurableSandboxEndCall();
 }

@@ -5,8 +5,10 @@
  *
  * _PG_init runs in the postmaster when the library is preloaded.  It defines
  * the durable.* settings, asks for shared memory (shmem.c, gateway.c), creates
- * the gateway's wake eventfd and registers the host workers (host.c) and the
- * gateway (gateway.c).  Loaded any other way, it defines only the reloadable
+ * the gateway's wake eventfd, registers the host workers (host.c) and the
+ * gateway (gateway.c), and installs a utility hook that tells the hosts when
+ * ALTER ROLE/DATABASE ... SET changed the settings of class owners
+ * (sandbox.c).  Loaded any other way, it defines only the reloadable
  * settings, and the SQL functions explain that the library must be preloaded.
  *
  * IDENTIFICATION
@@ -20,6 +22,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -47,6 +50,7 @@ char	   *durable_allowed_origins = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 static void
 durable_shmem_request(void)
@@ -64,6 +68,28 @@ durable_shmem_startup(void)
 		prev_shmem_startup_hook();
 	DurableShmemStartup();
 	DurableGatewayShmemStartup();
+}
+
+/*
+ * durable_process_utility
+ *		ProcessUtility_hook: after ALTER ROLE/DATABASE ... SET, the hosts read
+ *		the settings of class owners again once the transaction commits.
+ */
+static void
+durable_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						ProcessUtilityContext context, ParamListInfo params,
+						QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+								  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+	if (IsA(stmt, AlterRoleSetStmt) || IsA(stmt, AlterDatabaseSetStmt))
+		DurableSettingsChanged();
 }
 
 static void
@@ -217,6 +243,15 @@ define_settings(void)
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("durable.max_classes_per_role",
+							"Most classes one role may own; 0: no limit.",
+							"Defining one more fails with SQLSTATE 54000. Superusers are not limited.",
+							&durable_max_classes_per_role,
+							1000, 0, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomStringVariable("durable.allowed_origins",
 							   "Comma-separated browser Origins allowed to open WebSockets.",
 							   "Empty: only the gateway's own host (or no Origin header). *: any origin.",
@@ -271,6 +306,8 @@ _PG_init(void)
 	shmem_request_hook = durable_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = durable_shmem_startup;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = durable_process_utility;
 
 	DurableGatewayInit();
 	register_hosts();

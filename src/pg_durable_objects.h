@@ -43,6 +43,7 @@ extern int	durable_idle_timeout;
 extern int	durable_cache_size;
 extern int	durable_max_attempts;
 extern int	durable_retry_delay;
+extern int	durable_max_classes_per_role;
 
 /*
  * Shared memory (shmem.c).
@@ -141,10 +142,11 @@ extern bool DurableReplySlotReady(uint64 seq);
 
 /*
  * The class directory: what the gateway (which has no database connection)
- * needs to know about each class, kept in shared memory by host 0
- * (classdir.c).
+ * needs to know about each class.  Host 0 reads it from durable._classes and
+ * sends it to the gateway as a message whenever classes changed or a new
+ * gateway started (classdir.c); the gateway keeps its own copy
+ * (gateway_classes.c) and copies entries out as DurableClassEntry.
  */
-#define DURABLE_MAX_CLASSES 1024
 #define DURABLE_MAX_AUTO_RESPONSE 255
 
 typedef struct DurableClassEntry
@@ -157,23 +159,19 @@ typedef struct DurableClassEntry
 	char		auto_response[DURABLE_MAX_AUTO_RESPONSE + 1];
 } DurableClassEntry;
 
-typedef struct DurableClassDirectory
-{
-	slock_t		mutex;
-	bool		loaded;			/* filled at least once since start */
-	bool		dirty;			/* classes changed: host 0 reloads */
-	int			nclasses;
-	DurableClassEntry classes[DURABLE_MAX_CLASSES];
-} DurableClassDirectory;
+/* flags of a class in the directory message */
+#define DURABLE_CLASS_WEBSOCKET		0x01
+#define DURABLE_CLASS_HTTP			0x02
+#define DURABLE_CLASS_AUTO_RESPONSE 0x04
 
-extern DurableClassDirectory *DurableClassDir(void);
-extern bool DurableClassDirLookup(const char *name, DurableClassEntry *out, bool *loaded);
+extern void DurableClassesDirty(void);
+extern bool DurableClassesTakeDirty(void);
 extern void DurableClassDirMaintain(void);
 extern void DurableClassDirMarkDirty(void);
 
 /* messages from hosts to the gateway (shmem.c), drained by the gateway */
 typedef void (*DurableGatewayMessageFn) (const DurableParts *message, void *arg);
-extern void DurableGatewayPush(const DurableParts *message);
+extern bool DurableGatewayPush(const DurableParts *message);
 extern int	DurableGatewayDrain(DurableGatewayMessageFn fn, void *arg, int max);
 
 /* routing (router.c) */
@@ -201,12 +199,15 @@ typedef struct DurableSpiState
 {
 	Oid			save_user;
 	int			save_sec;
+	int			guc_level;		/* our search_path's GUC nesting level */
 } DurableSpiState;
 
 extern bool DurableClassLookup(const char *name, DurableClass *out, bool missing_ok);
 extern void DurableClassesChanged(void);
 extern void DurableCheckClassName(const char *name);
 extern bool DurableExtensionPresent(void);
+extern int	DurableSearchPathPush(void);
+extern void DurableSearchPathPop(int level);
 extern void DurableSpiBegin(DurableSpiState *state);
 extern void DurableSpiEnd(DurableSpiState *state);
 extern SPIPlanPtr DurableSpiPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
@@ -274,12 +275,31 @@ typedef struct DurableCall
 	bool		async_commit;	/* its class commits asynchronously */
 } DurableCall;
 
+extern void DurableInvokeInit(void);
 extern void DurableInvoke(DurableCall *call, MemoryContext resultcxt);
 extern Jsonb *DurableInvokeNested(const char *class_name, const char *id,
 								  const char *method, Jsonb *args, bool *isnull);
 extern void DurableCurrentObject(const char *function, const char **class_name,
 								 const char **id);
 extern bool DurableInHost(void);
+
+/* what a handler starts with and leaves behind (sandbox.c) */
+typedef struct DurableSandbox
+{
+	bool		nested;			/* inside another object's handler */
+	Oid			save_user;
+	int			save_sec;
+	int			guc_level;
+	List	   *cursors;		/* nested: the cursors open before */
+} DurableSandbox;
+
+extern void DurableSandboxInitHost(void);
+extern void DurableSandboxEnter(Oid owner, bool nested, DurableSandbox *sandbox);
+extern void DurableSandboxLeave(DurableSandbox *sandbox);
+extern void DurableSandboxEndCall(void);
+extern void DurableSettingsChanged(void);
+extern uint64 DurableSettingsEpoch(void);
+extern void DurableSettingsEpochBump(void);
 
 /* host worker (host.c) */
 extern PGDLLEXPORT void DurableHostMain(Datum main_arg);

@@ -69,9 +69,11 @@ typedef struct DurableShared
 	int64		gateway_epoch;	/* start time of the running gateway, 0 none */
 	dsa_pointer gateway_head;
 	dsa_pointer gateway_tail;
-	DurableClassDirectory class_dir;
+	pg_atomic_uint32 classes_dirty; /* classes changed: host 0 tells the gateway */
 	pg_atomic_uint64 storage_epoch; /* bumped by commits that wrote storage
 									 * outside the hosts */
+	pg_atomic_uint64 settings_epoch;	/* bumped by commits of ALTER ROLE/DATABASE
+										 * ... SET */
 } DurableShared;
 
 static DurableShared *durable_shared = NULL;
@@ -157,8 +159,9 @@ DurableShmemStartup(void)
 		SpinLockInit(&durable_shared->gateway_mutex);
 		durable_shared->gateway_head = InvalidDsaPointer;
 		durable_shared->gateway_tail = InvalidDsaPointer;
-		SpinLockInit(&durable_shared->class_dir.mutex);
+		pg_atomic_init_u32(&durable_shared->classes_dirty, 1);
 		pg_atomic_init_u64(&durable_shared->storage_epoch, 0);
+		pg_atomic_init_u64(&durable_shared->settings_epoch, 0);
 		durable_shared->nhosts = durable_hosts;
 		durable_shared->ring_capacity = ring_capacity();
 		durable_shared->nslots = slot_count();
@@ -598,22 +601,29 @@ DurableWakeProc(int procno)
 }
 
 /*
- * DurableClassDir
- *		The class directory in shared memory (see classdir.c).
+ * DurableClassesDirty / DurableClassesTakeDirty
+ *		Classes changed since host 0 last told the gateway (classdir.c).
  */
-DurableClassDirectory *
-DurableClassDir(void)
+void
+DurableClassesDirty(void)
 {
-	return &durable_shared->class_dir;
+	pg_atomic_write_u32(&durable_shared->classes_dirty, 1);
+}
+
+bool
+DurableClassesTakeDirty(void)
+{
+	return pg_atomic_exchange_u32(&durable_shared->classes_dirty, 0) != 0;
 }
 
 /*
  * DurableGatewayPush
- *		Queue a message for the gateway and wake it.  Never throws: when the
- *		gateway does not run, or shared memory is exhausted, the message is
- *		dropped (its sockets are gone, or the gateway closes them).
+ *		Queue a message for the gateway and wake it; whether it was queued.
+ *		Never throws: when the gateway does not run, or shared memory is
+ *		exhausted, the message is dropped (its sockets are gone, or the
+ *		gateway closes them).
  */
-void
+bool
 DurableGatewayPush(const DurableParts *message)
 {
 	DurableGatewayShared *gw = DurableGateway();
@@ -623,15 +633,15 @@ DurableGatewayPush(const DurableParts *message)
 	GatewayNode *node;
 
 	if (gw == NULL || gw->pid == 0)
-		return;
+		return false;
 	dp = DurableMessageStore(message);
 	if (!DsaPointerIsValid(dp))
-		return;
+		return false;
 	np = dsa_allocate_extended(area, sizeof(GatewayNode), DSA_ALLOC_NO_OOM);
 	if (!DsaPointerIsValid(np))
 	{
 		dsa_free(area, dp);
-		return;
+		return false;
 	}
 	node = dsa_get_address(area, np);
 	node->next = InvalidDsaPointer;
@@ -645,6 +655,7 @@ DurableGatewayPush(const DurableParts *message)
 	durable_shared->gateway_tail = np;
 	SpinLockRelease(&durable_shared->gateway_mutex);
 	DurableGatewayWake();
+	return true;
 }
 
 /*
@@ -729,4 +740,22 @@ DurableStorageEpochBump(void)
 {
 	if (durable_shared)
 		pg_atomic_fetch_add_u64(&durable_shared->storage_epoch, 1);
+}
+
+/*
+ * DurableSettingsEpoch / DurableSettingsEpochBump
+ *		A counter moved by every commit of ALTER ROLE/DATABASE ... SET: hosts
+ *		read the settings of class owners again (sandbox.c).
+ */
+uint64
+DurableSettingsEpoch(void)
+{
+	return pg_atomic_read_u64(&durable_shared->settings_epoch);
+}
+
+void
+DurableSettingsEpochBump(void)
+{
+	if (durable_shared)
+		pg_atomic_fetch_add_u64(&durable_shared->settings_epoch, 1);
 }

@@ -6,8 +6,7 @@ tmp=$(mktemp -d)
 
 sql "CREATE EXTENSION IF NOT EXISTS pg_durable_objects" >/dev/null
 sql "
-CREATE TABLE g6_parent (id int PRIMARY KEY);
-CREATE TABLE g6_child (id int REFERENCES g6_parent DEFERRABLE INITIALLY DEFERRED);
+CREATE TABLE g6_log (n int);
 CREATE FUNCTION conc(id text, method text, args jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$
 DECLARE
     n bigint;
@@ -33,10 +32,11 @@ BEGIN
     WHEN 'slow' THEN
         PERFORM pg_sleep((args->>'s')::float);
         RETURN 'true';
-    WHEN 'deferred_bad' THEN
-        -- breaks a deferred foreign key: the error comes only when the batch commits
-        INSERT INTO g6_child VALUES (999);
-        PERFORM durable.put('bad', 'true');
+    WHEN 'commit_bad' THEN
+        -- fails only at commit while a session holds a row lock on its key 'bad': the host
+        -- writes held storage values just before it commits
+        INSERT INTO g6_log VALUES (1);
+        PERFORM durable.put('bad', coalesce(args->'n', '0'));
         RETURN 'true';
     END CASE;
 END
@@ -81,22 +81,38 @@ calls=$((calls1 - calls0)); batches=$((batches1 - batches0))
 echo "# $calls calls in $batches batches"
 check "G6: calls shared batches ($calls calls, $batches batches)" [ "$batches" -lt "$calls" ]
 
-# --- G6 at commit: a call whose error appears only at COMMIT (deferred constraint) fails
-#     alone; the good call of the same batch commits.
-sql "SELECT durable.call('conc', 'h', 'slow', '{\"s\": 1.5}')" >/dev/null &
+# --- G6 at commit: a call whose error appears only at COMMIT (its storage write waits for a
+#     row lock longer than durable.call_timeout) fails alone; the good call of the same batch
+#     commits.
+sql "SELECT durable.call('conc', 'h', 'commit_bad')" >/dev/null
+sql "TRUNCATE g6_log" >/dev/null
+sql "ALTER SYSTEM SET durable.call_timeout = '1s'" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+PGAPPNAME=g6lock psql -X -q -At -c "BEGIN" \
+    -c "SELECT 1 FROM durable._storage WHERE class = 'conc' AND id = 'h' AND key = 'bad' FOR UPDATE" \
+    -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null 2>&1 &
+locker=$!
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'g6lock' AND query LIKE '%pg_sleep%'" 10
+sql "SELECT durable.call('conc', 'h', 'slow', '{\"s\": 0.8}')" >/dev/null &
 slow=$!
 sleep 0.4
 sql_try "SELECT durable.call('conc', 'h', 'inc')" >"$tmp/good.out" &
 good=$!
-psql -X -At -v VERBOSITY=verbose -c "SELECT durable.call('conc', 'h', 'deferred_bad')" >"$tmp/bad.out" 2>&1 &
+psql -X -At -v VERBOSITY=verbose -c "SELECT durable.call('conc', 'h', 'commit_bad', '{\"n\": 1}')" >"$tmp/bad.out" 2>&1 &
 bad=$!
 wait $slow $good $bad
 check "G6: the good call of the batch succeeded ($(cat "$tmp/good.out"))" [ "$(cat "$tmp/good.out")" = 1 ]
-check "G6: the deferred-constraint call failed with 23503" grep -q 23503 "$tmp/bad.out"
-got=$(sql "SELECT count(*) FROM g6_child")
+check "G6: the call that failed at commit got 55P03" grep -q 55P03 "$tmp/bad.out"
+wait $locker
+sql "ALTER SYSTEM RESET durable.call_timeout" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+got=$(sql "SELECT count(*) FROM g6_log")
 check "G6: the failed call's insert was rolled back" [ "$got" = 0 ]
 got=$(sql "SELECT durable.call('conc', 'h', 'get')")
 check "G6: the good call's write is there (n=$got)" [ "$got" = 1 ]
+got=$(sql "SELECT value FROM durable._storage WHERE class = 'conc' AND id = 'h' AND key = 'bad'")
+check "G6: the failed call's storage write was rolled back (bad=$got)" [ "$got" = 0 ]
 
 # --- G5: 8 sessions each send 60 calls to one object; each session's calls ran in order
 for c in $(seq 1 8); do
@@ -114,5 +130,5 @@ for c in $(seq 1 8); do
 done
 check "G5: every session's 60 calls ran in the order sent" [ "$bad" = 0 ]
 
-sql "SELECT durable.drop_class('conc', true); DROP FUNCTION conc_try_fail(text); DROP FUNCTION conc(text, text, jsonb); DROP TABLE g6_child, g6_parent;" >/dev/null
+sql "SELECT durable.drop_class('conc', true); DROP FUNCTION conc_try_fail(text); DROP FUNCTION conc(text, text, jsonb); DROP TABLE g6_log;" >/dev/null
 rm -rf "$tmp"

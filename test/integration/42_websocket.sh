@@ -37,7 +37,6 @@ sql "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_durabl
 # methods let the tests see what the system passed to them.
 sql "
 SET client_min_messages = warning;
-CREATE TABLE IF NOT EXISTS it42_deferred (k int, CONSTRAINT it42_deferred_k UNIQUE (k) DEFERRABLE INITIALLY DEFERRED);
 CREATE OR REPLACE FUNCTION it42_room(id text, method text, args jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS \$\$
 DECLARE
@@ -103,10 +102,11 @@ BEGIN
         END IF;
         RAISE EXCEPTION 'after broadcast' USING ERRCODE = '22023';
     WHEN 'bcast_commit_fail' THEN
-        -- fails only at commit: a deferred unique constraint
+        -- fails only at commit when a session holds a row lock on its storage key (the
+        -- host writes held storage values just before it commits)
         PERFORM durable.broadcast(args->'msg');
-        INSERT INTO it42_deferred VALUES (-1), (-1);
-        RETURN to_jsonb('inserted'::text);
+        PERFORM durable.put('commit_fail', coalesce(args->'n', '0'));
+        RETURN to_jsonb('written'::text);
     WHEN 'bcast_sleep' THEN
         PERFORM durable.broadcast(args->'msg');
         PERFORM pg_sleep((args->>'sleep')::float8);

@@ -1,7 +1,7 @@
 // Helpers of the WebSocket/HTTP tests (run by test/integration/42_websocket.sh, which defines
 // the it42_* classes).  Environment: DURABLE_PORT (the gateway), PGHOST/PGPORT/PGDATABASE
 // for psql.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import WebSocket from 'ws';
@@ -55,6 +55,24 @@ export function dcall(cls, id, method, args = {}) {
 // storage of an object, read by a call of the it42_room handler's "get" method
 export function storageGet(cls, id, key) {
     return dcall(cls, id, 'get', { key });
+}
+
+// holdStorageLock(cls, id, key, seconds): a session locks the storage row of (cls, id, key)
+// FOR UPDATE for that long (so that a host writing it at commit waits); resolves once the
+// lock is held, to {ended}: a promise of the session's end
+export async function holdStorageLock(cls, id, key, seconds) {
+    const app = `lock-${process.pid}-${Date.now()}`;
+    const child = spawn('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1',
+        '-c', 'BEGIN',
+        '-c', `SELECT 1 FROM durable._storage WHERE class = ${lit(cls)} AND id = ${lit(id)}
+                  AND key = ${lit(key)} FOR UPDATE`,
+        '-c', `SELECT pg_sleep(${Number(seconds)})`,
+        '-c', 'COMMIT'], { env: { ...process.env, PGAPPNAME: app }, stdio: 'ignore' });
+    const ended = new Promise((resolve) => child.on('exit', resolve));
+    await waitFor(() => sql(`SELECT count(*) FROM pg_stat_activity
+                             WHERE application_name = ${lit(app)} AND query LIKE '%pg_sleep%'`) === '1',
+        10000, 'the row lock');
+    return { ended };
 }
 
 // ALTER SYSTEM SET name = value (or RESET with value null), reload, and give the gateway and

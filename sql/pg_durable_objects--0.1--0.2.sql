@@ -1,0 +1,90 @@
+/* pg_durable_objects 0.1 -> 0.2: upgrade script. */
+
+\echo Use "ALTER EXTENSION pg_durable_objects UPDATE TO '0.2'" to load this file. \quit
+
+--------------------------------------------------------------------------------
+-- Every view works for every role (docs/security.md).  A class's handler is stored as
+-- text; turning it into a function needs USAGE on the handler's schema, which a role
+-- reading the views need not have.  The views look the handler up through this
+-- function instead, which runs as the extension's owner and only resolves the name.
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION durable._handler_oid(handler text)
+RETURNS oid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.to_regprocedure(handler)::pg_catalog.oid $$;
+COMMENT ON FUNCTION durable._handler_oid(text) IS
+    'Private: the function a class''s stored handler names (NULL if it is gone), looked up whatever schemas the caller may use';
+
+CREATE OR REPLACE VIEW durable.classes WITH (security_barrier) AS
+SELECT c.name,
+       p.oid::pg_catalog.regprocedure AS handler,
+       p.proowner::pg_catalog.regrole AS owner,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::boolean, false) AS websocket,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::boolean, false) AS http,
+       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') AS durability,
+       c.options OPERATOR(pg_catalog.->) 'auto_response' AS auto_response,
+       c.options,
+       c.created_at,
+       c.updated_at
+  FROM durable._classes c
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
+ WHERE durable._visible(p.proowner);
+
+CREATE OR REPLACE VIEW durable.objects WITH (security_barrier) AS
+SELECT o.class, o.id,
+       coalesce(s.keys, 0) AS keys,
+       coalesce(s.bytes, 0) AS bytes,
+       coalesce(k.sockets, 0) AS sockets,
+       r.id IS NOT NULL AS in_memory,
+       r.last_call_at
+  FROM (SELECT st.class, st.id FROM durable._storage st
+        UNION
+        SELECT re.class, re.id FROM durable._residency re
+        UNION
+        SELECT so.class, so.id FROM durable._sockets so
+         WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()) o
+  LEFT JOIN (SELECT st.class, st.id, pg_catalog.count(*) AS keys,
+                    pg_catalog.sum(pg_catalog.octet_length(st.key) OPERATOR(pg_catalog.+)
+                                   pg_catalog.pg_column_size(st.value))::bigint AS bytes
+               FROM durable._storage st
+              GROUP BY st.class, st.id) s
+         ON s.class OPERATOR(pg_catalog.=) o.class AND s.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN (SELECT so.class, so.id, pg_catalog.count(*) AS sockets
+               FROM durable._sockets so
+              WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()
+              GROUP BY so.class, so.id) k
+         ON k.class OPERATOR(pg_catalog.=) o.class AND k.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN durable._residency r
+         ON r.class OPERATOR(pg_catalog.=) o.class AND r.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) o.class
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
+ WHERE durable._visible(p.proowner);
+
+CREATE OR REPLACE VIEW durable.alarms WITH (security_barrier) AS
+SELECT a.class, a.id, a.name, a.at, a.scheduled_at, a.attempt, a.last_error
+  FROM durable._alarms a
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) a.class
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
+ WHERE durable._visible(p.proowner);
+
+CREATE OR REPLACE VIEW durable.dead_letters WITH (security_barrier) AS
+SELECT d.seq, d.kind, d.class, d.id, d.method, d.args, d.attempts, d.last_error, d.failed_at
+  FROM durable._dead_letters d
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) d.class
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
+ WHERE durable._visible(p.proowner);
+
+CREATE OR REPLACE VIEW durable.sockets_all WITH (security_barrier) AS
+SELECT so.class, so.id, so.socket, so.tags, so.attachment, so.connected_at
+  FROM durable._sockets so
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) so.class
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
+ WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()
+   AND durable._visible(p.proowner);
