@@ -30,6 +30,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -47,6 +48,7 @@ static volatile sig_atomic_t call_timed_out = false;
 #define MAX_NESTING 32
 static const char *running_class[MAX_NESTING];
 static const char *running_id[MAX_NESTING];
+static Oid	running_owner[MAX_NESTING];
 static int64 running_socket[MAX_NESTING];
 static int	nrunning = 0;
 
@@ -73,8 +75,11 @@ DurableCurrentSocket(void)
 
 /*
  * DurableCurrentObject
- *		The object whose handler is running.  ERROR 55000 outside a handler;
- *		function names the SQL function asking, for the message.
+ *		The object whose handler is running.  ERROR 55000 outside a handler,
+ *		and 42501 for a role without its class owner's privileges (a
+ *		SECURITY DEFINER function of another role that the handler called
+ *		must not reach the object's storage, alarms or sockets); function
+ *		names the SQL function asking, for the message.
  */
 void
 DurableCurrentObject(const char *function, const char **class_name, const char **id)
@@ -85,6 +90,13 @@ DurableCurrentObject(const char *function, const char **class_name, const char *
 				 errmsg("%s can only be called inside an object handler", function),
 				 errhint("Call the object with durable.call() and use %s in its handler.",
 						 function)));
+	if (!has_privs_of_role(GetUserId(), running_owner[nrunning - 1]))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s of durable object %s(%s) is only for its class owner",
+						function, running_class[nrunning - 1], running_id[nrunning - 1]),
+				 errdetail("It was called as role \"%s\", from code of another role the handler called.",
+						   GetUserNameFromId(GetUserId(), false))));
 	*class_name = running_class[nrunning - 1];
 	*id = running_id[nrunning - 1];
 }
@@ -122,6 +134,7 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 	DurableSandboxEnter(cls->owner, nrunning > 0, &sandbox);
 	running_class[nrunning] = cls->name;
 	running_id[nrunning] = id;
+	running_owner[nrunning] = cls->owner;
 	running_socket[nrunning] = socket;
 	nrunning++;
 

@@ -52,6 +52,11 @@ GRANT INSERT ON it15_m.loot TO PUBLIC;
 CREATE FUNCTION it15_m.evil_add(int, int) RETURNS int LANGUAGE sql AS 'SELECT 1000';
 CREATE OPERATOR it15_m.+ (LEFTARG = int, RIGHTARG = int, FUNCTION = it15_m.evil_add);
 CREATE SEQUENCE it15_m.seq;
+CREATE FUNCTION it15_m.peek() RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER AS \$\$
+BEGIN
+    -- a helper alice trusts enough to call; it runs as mallory
+    RETURN durable.get('secret');
+END \$\$;
 GRANT USAGE ON SCHEMA it15_m TO PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA it15_m TO PUBLIC;
 CREATE FUNCTION it15_m.h(id text, method text, args jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$
@@ -172,6 +177,8 @@ BEGIN
         RETURN 'true';
     WHEN 'get' THEN
         RETURN durable.get('secret');
+    WHEN 'peek' THEN
+        RETURN it15_m.peek();
     WHEN 'log' THEN
         -- an unqualified name: alice means her own table (her search_path: \"\$user\", public)
         SET LOCAL search_path = it15_app, public;
@@ -260,6 +267,8 @@ is "temp table of another owner is never seen: alice's secret was not read throu
     "$(sql "SELECT count(*) FROM it15_m.loot")" 0
 is "temp table of another owner is never seen: alice's secret was not overwritten" \
     "$(sql "SELECT count(*) FROM generate_series(1, 8) i WHERE durable.call('it15_vault', 'o' || i, 'get') = '\"alice-only\"'")" 8
+is "a SECURITY DEFINER function of another role, called by a handler, cannot read its storage (42501)" \
+    "$(sqlstate "$(as it15_alice "SELECT durable.call('it15_vault', 'o1', 'peek')")")" 42501
 for what in temp_function temp_domain temp_sequence; do
     out=$(as it15_mallory "SELECT durable.call('it15_mallory', '$same_m', '$what')")
     is "a temporary object ($what) cannot be left in a host (42501)" "$(sqlstate "$out")" 42501
