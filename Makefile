@@ -8,12 +8,13 @@
 
 EXTENSION = pg_durable_objects
 MODULE_big = pg_durable_objects
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA = $(sort $(wildcard sql/pg_durable_objects--*.sql))
 PGFILEDESC = "pg_durable_objects - Durable Objects inside PostgreSQL"
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
+PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lwebsockets -ljansson
 EXTRA_CLEAN = test/results test/tmp_check bench/results/tmp
 
@@ -28,8 +29,8 @@ all install:
 	@exit 1
 endif
 
-# the module headers (any module may include either)
-$(OBJS): src/pg_durable_objects.h src/gateway.h
+# every object depends on every header of ours (they are small)
+$(OBJS): $(wildcard src/*/*.h)
 
 .PHONY: test demo bench deps
 deps:

@@ -3,7 +3,7 @@
 # Called by .ci/run, make test, make demo and make bench; does nothing when all are present.
 set -euo pipefail
 pkgs=(build-essential postgresql-15 postgresql-server-dev-15
-      libwebsockets-dev libjansson-dev libipc-run-perl jq clang-14 llvm-14 pkg-config
+      libwebsockets-dev libjansson-dev libipc-run-perl jq python3 universal-ctags clang-14 llvm-14 pkg-config
       procps psmisc curl openssl chromium)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,8 +7,9 @@
 #
 # Then: one throw-away cluster with shared_preload_libraries for pg_regress (sql/, expected/),
 # isolation specs (test/specs/) and the integration tests (test/integration/*.sh, which print
-# TAP-style "ok - ..." / "not ok - ..." lines).  The last line is "N passed, M failed";
-# the exit status is non-zero on any failure.
+# TAP-style "ok - ..." / "not ok - ..." lines; a script that exits non-zero or prints no
+# result counts as failed).  The last line is "N passed, M failed"; the exit status is
+# non-zero on any failure.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 # the pgxs folder (pg_config --pgxs names .../pgxs/src/makefiles/pgxs.mk): pg_regress and
@@ -26,7 +27,7 @@ if [ "${1:-}" != "--inside" ]; then
         fi
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
         cp -r sql expected test "$work/"
-        cp -r examples clients "$work/"
+        cp -r examples clients src "$work/"
         chmod 755 "$work"
         chown -R postgres: "$work"
         runuser -u postgres -- "$work/test/run.sh" --inside "$work"
@@ -34,7 +35,7 @@ if [ "${1:-}" != "--inside" ]; then
     else
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
         cp -r sql expected test "$work/"
-        cp -r examples clients "$work/"
+        cp -r examples clients src "$work/"
         "$work/test/run.sh" --inside "$work"
         rc=$?
     fi
@@ -105,6 +106,11 @@ for t in "$work"/test/integration/*.sh; do
     if [ $rc != 0 ] && [ "$f" = 0 ]; then
         f=1
         echo "   not ok - $name exited with status $rc"
+    fi
+    # a script that reports nothing proved nothing (it crashed, or its checks never ran)
+    if [ "$p" = 0 ] && [ "$f" = 0 ]; then
+        f=1
+        echo "   not ok - $name printed no result"
     fi
     if [ "$f" != 0 ]; then
         echo "   --- output of $name:"

@@ -1,0 +1,184 @@
+/*-------------------------------------------------------------------------
+ *
+ * classes.c
+ *	  The gateway's copy of the class directory.
+ *
+ * Host 0 sends the whole directory as a GATEWAY_MSG_CLASSES message whenever
+ * classes changed or the gateway started (host/upkeep.c describes the
+ * encoding).  The
+ * gateway keeps it in its own memory as an array sorted by name and looks
+ * classes up with a binary search: no lock, no shared memory and no limit
+ * on the number of classes.  Until the first message arrived the directory
+ * is "not loaded" and object routes answer 503.
+ *
+ * Runs inside lws callbacks: memory is malloc'd, nothing here throws; a
+ * message that cannot be decoded or stored leaves the previous copy.
+ *
+ * IDENTIFICATION
+ *	  src/gateway/classes.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "gateway/gateway_int.h"
+
+#include <stdlib.h>
+
+typedef struct GatewayClass
+{
+	char		name[DURABLE_MAX_CLASS_BYTES + 1];
+	uint8		flags;			/* DURABLE_CLASS_* */
+	char	   *auto_request;	/* malloc'd, with DURABLE_CLASS_AUTO_RESPONSE */
+	char	   *auto_response;
+} GatewayClass;
+
+static GatewayClass *classes = NULL;
+static int	nclasses = 0;
+static bool loaded = false;
+
+static void
+free_classes(GatewayClass *list, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		free(list[i].auto_request);
+		free(list[i].auto_response);
+	}
+	free(list);
+}
+
+/* read a 2-byte length at *p (bounded by end); -1 if it does not fit */
+static int
+read_length16(const unsigned char **p, const unsigned char *end)
+{
+	int			len;
+
+	if (end - *p < 2)
+		return -1;
+	len = (*p)[0] | ((*p)[1] << 8);
+	*p += 2;
+	return (end - *p < len) ? -1 : len;
+}
+
+/* a malloc'd NUL-terminated copy of a length-prefixed string; NULL on failure */
+static char *
+read_string16(const unsigned char **p, const unsigned char *end)
+{
+	int			len = read_length16(p, end);
+	char	   *s;
+
+	if (len < 0 || len > DURABLE_MAX_AUTO_RESPONSE || (s = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(s, *p, len);
+	s[len] = '\0';
+	*p += len;
+	return s;
+}
+
+static int
+compare_classes(const void *a, const void *b)
+{
+	return strcmp(((const GatewayClass *) a)->name, ((const GatewayClass *) b)->name);
+}
+
+/*
+ * GatewayClassesReplace
+ *		A "classes" message arrived: decode data[0..len-1] and make it the
+ *		directory.  On a malformed message or out of memory the previous
+ *		directory stays (host 0 sends the next one when classes change).
+ */
+void
+GatewayClassesReplace(const char *data, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) data;
+	const unsigned char *end = p + len;
+	GatewayClass *list;
+	int			cap = 16;
+	int			n = 0;
+
+	list = malloc(sizeof(GatewayClass) * cap);
+	if (list == NULL)
+		return;
+	while (p < end)
+	{
+		GatewayClass *c;
+		int			namelen = *p++;
+
+		if (namelen < 1 || namelen > DURABLE_MAX_CLASS_BYTES || end - p < namelen + 1)
+			goto bad;
+		if (n == cap)
+		{
+			GatewayClass *bigger = realloc(list, sizeof(GatewayClass) * cap * 2);
+
+			if (bigger == NULL)
+				goto bad;
+			list = bigger;
+			cap *= 2;
+		}
+		c = &list[n];
+		memcpy(c->name, p, namelen);
+		c->name[namelen] = '\0';
+		p += namelen;
+		c->flags = *p++;
+		c->auto_request = c->auto_response = NULL;
+		n++;
+		if (c->flags & DURABLE_CLASS_AUTO_RESPONSE)
+		{
+			c->auto_request = read_string16(&p, end);
+			c->auto_response = c->auto_request ? read_string16(&p, end) : NULL;
+			if (c->auto_response == NULL)
+				goto bad;
+		}
+	}
+	qsort(list, n, sizeof(GatewayClass), compare_classes);
+	free_classes(classes, nclasses);
+	classes = list;
+	nclasses = n;
+	loaded = true;
+	return;
+
+bad:
+	free_classes(list, n);
+}
+
+/*
+ * GatewayClassLookup
+ *		Copy the entry of class name into *out; false if there is none.
+ *		*is_loaded tells whether a directory ever arrived.
+ */
+bool
+GatewayClassLookup(const char *name, GatewayClassEntry *out, bool *is_loaded)
+{
+	GatewayClass key;
+	GatewayClass *c;
+
+	*is_loaded = loaded;
+	if (strlen(name) > DURABLE_MAX_CLASS_BYTES || nclasses == 0)
+		return false;
+	strlcpy(key.name, name, sizeof(key.name));
+	c = bsearch(&key, classes, nclasses, sizeof(GatewayClass), compare_classes);
+	if (c == NULL)
+		return false;
+	memset(out, 0, sizeof(*out));
+	strlcpy(out->name, c->name, sizeof(out->name));
+	out->websocket = (c->flags & DURABLE_CLASS_WEBSOCKET) != 0;
+	out->http = (c->flags & DURABLE_CLASS_HTTP) != 0;
+	out->has_auto_response = (c->flags & DURABLE_CLASS_AUTO_RESPONSE) != 0;
+	if (out->has_auto_response)
+	{
+		strlcpy(out->auto_request, c->auto_request, sizeof(out->auto_request));
+		strlcpy(out->auto_response, c->auto_response, sizeof(out->auto_response));
+	}
+	return true;
+}
+
+/*
+ * GatewayClassesLoaded
+ *		Whether the directory arrived (the gateway can route object requests).
+ */
+bool
+GatewayClassesLoaded(void)
+{
+	return loaded;
+}

@@ -1,0 +1,579 @@
+/*-------------------------------------------------------------------------
+ *
+ * frames.c
+ *	  Frames out of the gateway: a socket's queue, fan-out, writes, closes.
+ *
+ * A broadcast becomes one frame, serialised once with the object's next
+ * sequence number and its WebSocket header, and queued by reference on every
+ * socket of the object.  Each socket has an outbound queue (a ring of frame
+ * pointers); one that holds more than durable.socket_buffer_bytes is closed
+ * (1008) without slowing the others.  While the gateway handles a batch of
+ * messages from the hosts (GatewayFlushBegin .. End) every socket that gets
+ * frames goes on a flush list, and is written once at the end, all its
+ * frames in one send() (write_queued, flush_dirty); sockets the kernel has
+ * no room for wait for lws' writeable callback.
+ *
+ * IDENTIFICATION
+ *	  src/gateway/frames.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "gateway/gateway_int.h"
+
+#include <poll.h>
+#include <stdlib.h>
+
+#define GATEWAY_RING_MIN	8		/* first size of a socket's ring of frames */
+#define GATEWAY_RING_KEEP	64		/* a larger ring is freed once empty */
+#define GATEWAY_WRITES_PER_TURN 4	/* writes of one socket before the others */
+
+/*
+ * Sockets given frames while the gateway queue is drained, in the order they
+ * got their first one; written once each when the batch is handled.
+ */
+static bool draining = false;
+static GatewayObjSocket *dirty_head = NULL;
+static GatewayObjSocket *dirty_tail = NULL;
+
+/* where several frames of a socket are put together for one write */
+static unsigned char *coalesce_buf = NULL;
+
+/* the flush list's descriptors, for one poll() of them all */
+static struct pollfd *flush_fds = NULL;
+static int	flush_fds_cap = 0;
+
+/*
+ * GatewayFramesStart
+ *		At gateway start, before serving: the write buffer.
+ */
+void
+GatewayFramesStart(void)
+{
+	coalesce_buf = malloc(GATEWAY_TX_PACKET);
+	if (coalesce_buf == NULL)
+		ereport(FATAL, (errmsg("pg_durable_objects gateway: out of memory")));
+}
+
+/*
+ * frame_new
+ *		A text frame of the payload in text, with its WebSocket header (FIN,
+ *		opcode 1, unmasked; 7-, 16- or 64-bit length) in place before it.
+ */
+static GwFrame *
+frame_new(const GatewayBuf *text)
+{
+	GwFrame    *f;
+	unsigned char *h;
+	uint64		len = text->len;
+	int			i;
+
+	if (text->failed)
+		return NULL;
+	f = malloc(offsetof(GwFrame, data) + LWS_PRE + text->len);
+	if (f == NULL)
+		return NULL;
+	f->refs = 0;
+	f->len = text->len;
+	memcpy(f->data + LWS_PRE, text->data + LWS_PRE, text->len);
+
+	f->hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
+	h = f->data + LWS_PRE - f->hdr;
+	h[0] = 0x81;
+	if (len < 126)
+		h[1] = (unsigned char) len;
+	else if (len < 65536)
+	{
+		h[1] = 126;
+		h[2] = (unsigned char) (len >> 8);
+		h[3] = (unsigned char) len;
+	}
+	else
+	{
+		h[1] = 127;
+		for (i = 0; i < 8; i++)
+			h[2 + i] = (unsigned char) (len >> (56 - 8 * i));
+	}
+	return f;
+}
+
+/* the frame as it goes on the wire: header, then payload */
+static inline unsigned char *
+frame_wire(GwFrame *f)
+{
+	return f->data + LWS_PRE - f->hdr;
+}
+
+static inline size_t
+frame_wire_len(GwFrame *f)
+{
+	return f->hdr + f->len;
+}
+
+static void
+frame_unref(GwFrame *f)
+{
+	if (--f->refs <= 0)
+		free(f);
+}
+
+/*
+ * GatewayCloseSocket
+ *		Close the socket with code and reason: after its queued frames, or at
+ *		once (now).  A later request without now does not change the first.
+ */
+void
+GatewayCloseSocket(GatewayObjSocket *s, int code, const char *reason, bool now)
+{
+	if (s->close_code != 0 && !now)
+		return;
+	s->close_code = code;
+	s->close_now = now;
+	strlcpy(s->close_reason, reason, sizeof(s->close_reason));
+	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * ring_push
+ *		Append f to the socket's ring of frames, growing it (doubling) when
+ *		full.  False when out of memory.
+ */
+static bool
+ring_push(GatewayObjSocket *s, GwFrame *f)
+{
+	if (s->out_count == s->out_cap)
+	{
+		uint32		cap = s->out_cap ? s->out_cap * 2 : GATEWAY_RING_MIN;
+		GwFrame   **grown = malloc(cap * sizeof(GwFrame *));
+		uint32		i;
+
+		if (grown == NULL)
+			return false;
+		for (i = 0; i < s->out_count; i++)
+			grown[i] = s->out[(s->out_head + i) & (s->out_cap - 1)];
+		free(s->out);
+		s->out = grown;
+		s->out_cap = cap;
+		s->out_head = 0;
+	}
+	s->out[(s->out_head + s->out_count) & (s->out_cap - 1)] = f;
+	s->out_count++;
+	return true;
+}
+
+/*
+ * ring_drop
+ *		Take the n oldest frames off the socket's ring and let go of them.  An
+ *		emptied ring that grew large is freed, so that an idle socket holds
+ *		little memory.
+ */
+static void
+ring_drop(GatewayObjSocket *s, uint32 n)
+{
+	while (n-- > 0)
+	{
+		GwFrame    *f = s->out[s->out_head];
+
+		s->out_head = (s->out_head + 1) & (s->out_cap - 1);
+		s->out_count--;
+		s->queued -= f->len;
+		frame_unref(f);
+	}
+	if (s->out_count == 0)
+	{
+		s->out_head = 0;
+		if (s->out_cap > GATEWAY_RING_KEEP)
+		{
+			free(s->out);
+			s->out = NULL;
+			s->out_cap = 0;
+		}
+	}
+}
+
+/*
+ * socket_kick
+ *		The socket has frames to write.  While the gateway queue is drained it
+ *		goes on the flush list (written once when the batch is handled, see
+ *		flush_dirty); otherwise lws calls its writeable callback.
+ */
+static void
+socket_kick(GatewayObjSocket *s)
+{
+	if (!draining)
+	{
+		lws_callback_on_writable(s->wsi);
+		return;
+	}
+	if (s->dirty)
+		return;
+	s->dirty = true;
+	s->next_dirty = NULL;
+	if (dirty_tail)
+		dirty_tail->next_dirty = s;
+	else
+		dirty_head = s;
+	dirty_tail = s;
+}
+
+/*
+ * dirty_unlink
+ *		Take s off the flush list.  (Sockets close between batches, when the
+ *		list is empty; this keeps it right should lws ever close one during a
+ *		flush.)
+ */
+static void
+dirty_unlink(GatewayObjSocket *s)
+{
+	GatewayObjSocket *prev = NULL;
+	GatewayObjSocket *d;
+
+	for (d = dirty_head; d && d != s; d = d->next_dirty)
+		prev = d;
+	if (d == NULL)
+		return;
+	if (prev)
+		prev->next_dirty = s->next_dirty;
+	else
+		dirty_head = s->next_dirty;
+	if (dirty_tail == s)
+		dirty_tail = prev;
+	s->dirty = false;
+	s->next_dirty = NULL;
+}
+
+/*
+ * GatewayQueueFrame
+ *		Put f on the socket's outbound queue, or close the socket as a slow
+ *		consumer if that would go over durable.socket_buffer_bytes.
+ */
+void
+GatewayQueueFrame(GatewayObjSocket *s, GwFrame *f)
+{
+	if (f == NULL || s->close_code != 0 || s->broken)
+		return;
+	if (s->queued + f->len > (size_t) durable_socket_buffer_bytes)
+	{
+		pg_atomic_fetch_add_u64(&DurableGatewayStats()->slow_closes, 1);
+		GatewayCloseSocket(s, DURABLE_CLOSE_POLICY, "slow consumer", true);
+		return;
+	}
+	if (!ring_push(s, f))
+	{
+		GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
+		return;
+	}
+	f->refs++;
+	s->queued += f->len;
+	socket_kick(s);
+}
+
+/* queue a frame made for this socket alone */
+void
+GatewaySendText(GatewayObjSocket *s, GatewayBuf *text)
+{
+	GwFrame    *f = frame_new(text);
+
+	GatewayBufFree(text);
+	if (f == NULL)
+	{
+		GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
+		return;
+	}
+	GatewayQueueFrame(s, f);
+	if (f->refs == 0)
+		free(f);
+}
+
+/*
+ * GatewaySendError
+ *		An error frame to one socket: {"type":"error","id":...,"error":{...}}.
+ */
+void
+GatewaySendError(GatewayObjSocket *s, const char *id_json, const char *code,
+				 const char *message, size_t message_len)
+{
+	GatewayBuf	b;
+	char	   *m = strndup(message, message_len);
+
+	GatewayBufInit(&b, 96 + message_len);
+	GatewayBufPrintf(&b, "{\"type\":\"error\",\"id\":%s,", id_json ? id_json : "null");
+	GatewayBufAppendError(&b, code, m ? m : "");
+	GatewayBufAppend(&b, "}", 1);
+	free(m);
+	GatewaySendText(s, &b);
+}
+
+/*
+ * write_queued
+ *		Hand the socket's queued frames to lws, several per write: the oldest
+ *		frames that fit together in GATEWAY_TX_PACKET bytes are copied into
+ *		one buffer and written with one lws_write(LWS_WRITE_RAW), that is one
+ *		send() (or one SSL_write); a single frame, or one too large for the
+ *		buffer, is written from the frame itself.  The frames carry their own
+ *		WebSocket headers, so lws adds nothing.
+ *
+ *		Like lws' own writers, it writes only while the kernel reports room
+ *		(lws_send_pipe_choked: a poll() of the socket, skipped for the first
+ *		write when the caller has just seen the room: in the writeable
+ *		callback, or after flush_dirty's poll), so that a consumer who
+ *		stopped reading leaves its frames in our queue,
+ *		where durable.socket_buffer_bytes counts them, and its 1008 close goes
+ *		out at the next POLLOUT.  If the kernel takes only part of a write,
+ *		lws keeps the rest and sends it before anything else.  At most
+ *		GATEWAY_WRITES_PER_TURN writes at a time, so that one busy socket does
+ *		not starve the others.  Whatever is left waits for the writeable
+ *		callback.  May run inside or outside the socket's writeable callback
+ *		(HTTP/1.1 WebSockets only).  Returns -1 if the connection failed.
+ */
+static int
+write_queued(GatewayObjSocket *s, bool room_seen)
+{
+	DurableGatewayCounters *gw = DurableGatewayStats();
+	int			writes;
+
+	for (writes = 0; s->out_count > 0; writes++)
+	{
+		GwFrame    *f = s->out[s->out_head];
+		unsigned char *p = frame_wire(f);
+		size_t		len = frame_wire_len(f);
+		size_t		payload = f->len;
+		uint32		n = 1;
+
+		if (writes == GATEWAY_WRITES_PER_TURN ||
+			((writes > 0 || !room_seen) && lws_send_pipe_choked(s->wsi)))
+		{
+			lws_callback_on_writable(s->wsi);
+			return 0;
+		}
+		if (s->out_count > 1 &&
+			len + frame_wire_len(s->out[(s->out_head + 1) & (s->out_cap - 1)]) <= GATEWAY_TX_PACKET)
+		{
+			/* put the frames that fit together */
+			memcpy(coalesce_buf, p, len);
+			for (; n < s->out_count; n++)
+			{
+				GwFrame    *next = s->out[(s->out_head + n) & (s->out_cap - 1)];
+
+				if (len + frame_wire_len(next) > GATEWAY_TX_PACKET)
+					break;
+				memcpy(coalesce_buf + len, frame_wire(next), frame_wire_len(next));
+				len += frame_wire_len(next);
+				payload += next->len;
+			}
+			p = coalesce_buf;
+		}
+		if (lws_write(s->wsi, p, len, LWS_WRITE_RAW) < 0)
+			return -1;
+		pg_atomic_fetch_add_u64(&gw->frames_out, n);
+		pg_atomic_fetch_add_u64(&gw->bytes_out, payload);
+		ring_drop(s, n);
+	}
+	return 0;
+}
+
+/*
+ * poll_dirty
+ *		Which sockets of the flush list have room to write: one poll() with a
+ *		zero timeout for all of them, instead of one per socket.  Returns
+ *		false (and each write checks on its own) when the array cannot grow.
+ */
+static bool
+poll_dirty(void)
+{
+	GatewayObjSocket *s;
+	int			n = 0;
+
+	for (s = dirty_head; s; s = s->next_dirty)
+		n++;
+	if (n > flush_fds_cap)
+	{
+		int			cap = Max(n, flush_fds_cap * 2);
+		struct pollfd *grown = realloc(flush_fds, cap * sizeof(struct pollfd));
+
+		if (grown == NULL)
+			return false;
+		flush_fds = grown;
+		flush_fds_cap = cap;
+	}
+	n = 0;
+	for (s = dirty_head; s; s = s->next_dirty)
+	{
+		flush_fds[n].fd = lws_get_socket_fd(s->wsi);
+		flush_fds[n].events = POLLOUT;
+		flush_fds[n].revents = 0;
+		n++;
+	}
+	return poll(flush_fds, n, 0) >= 0;
+}
+
+/*
+ * flush_dirty
+ *		After a batch of the gateway queue: write each socket that got frames
+ *		right away, once, with all its frames (write_queued), instead of
+ *		asking lws for a writeable callback per socket.  A socket without
+ *		room (poll_dirty), with a write lws still holds, or that is closing,
+ *		waits for its callback.  A write that fails makes lws close the
+ *		connection on its next turn (LWS_CALLBACK_CLOSED then cleans up).
+ */
+static void
+flush_dirty(void)
+{
+	GatewayObjSocket *s;
+	bool		polled;
+	int			i;
+
+	if (dirty_head == NULL)
+		return;
+	polled = poll_dirty();
+	for (i = 0; (s = dirty_head) != NULL; i++)
+	{
+		bool		room = polled && (flush_fds[i].revents & POLLOUT) != 0;
+
+		dirty_head = s->next_dirty;
+		if (dirty_head == NULL)
+			dirty_tail = NULL;
+		s->dirty = false;
+		s->next_dirty = NULL;
+		if (s->out_count == 0 || s->broken)
+			continue;
+		if (s->close_code != 0 || s->peer_code != 0 ||
+			(polled && !room) || lws_partial_buffered(s->wsi))
+			lws_callback_on_writable(s->wsi);
+		else if (write_queued(s, room) < 0)
+		{
+			s->broken = true;
+			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		}
+	}
+}
+
+/*
+ * GatewayWriteSocket
+ *		LWS_CALLBACK_SERVER_WRITEABLE: write queued frames, then close if
+ *		asked (once lws has sent everything it holds).
+ */
+int
+GatewayWriteSocket(struct lws *wsi, GatewayObjSocket *s)
+{
+	if (s->broken)
+		return -1;
+	if (!s->close_now)
+	{
+		if (write_queued(s, true) < 0)
+			return -1;
+		if (s->out_count > 0)
+			return 0;			/* write_queued asked for another callback */
+	}
+	if (s->close_code != 0)
+	{
+		if (!s->close_now && lws_partial_buffered(wsi))
+		{
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		lws_close_reason(wsi, (enum lws_close_status) s->close_code,
+						 (unsigned char *) s->close_reason, strlen(s->close_reason));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * GatewayEventFrame
+ *		{"type":"event","seq":N,"data":...}: the object's next event, with
+ *		data (JSON) as its payload; NULL when out of memory.
+ */
+GwFrame *
+GatewayEventFrame(GwObject *o, DurableBytes data)
+{
+	GatewayBuf	b;
+	GwFrame    *f;
+
+	GatewayBufInit(&b, 48 + data.len);
+	GatewayBufPrintf(&b, "{\"type\":\"event\",\"seq\":" UINT64_FORMAT ",\"data\":", ++o->seq);
+	if (data.data)
+		GatewayBufAppend(&b, data.data, data.len);
+	else
+		GatewayBufAppend(&b, "null", 4);
+	GatewayBufAppend(&b, "}", 1);
+	f = frame_new(&b);
+	GatewayBufFree(&b);
+	return f;
+}
+
+static bool
+socket_has_tag(GatewayObjSocket *s, const char *tag, size_t len)
+{
+	int			i;
+
+	for (i = 0; i < s->ntags; i++)
+		if (strlen(s->tags[i]) == len && memcmp(s->tags[i], tag, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * GatewayFanOut
+ *		Queue frame f (made for this object) on every accepted socket of the
+ *		object, but exclude (0: none), and only those with tag (NULL: all).
+ */
+void
+GatewayFanOut(GwObject *o, GwFrame *f, DurableBytes tag, int64 exclude)
+{
+	GatewayObjSocket *s;
+
+	f->refs++;					/* hold it while queuing */
+	for (s = o->sockets; s; s = s->next_in_object)
+	{
+		if (!s->accepted || s->id == exclude)
+			continue;
+		if (tag.data != NULL && !socket_has_tag(s, tag.data, tag.len))
+			continue;
+		GatewayQueueFrame(s, f);
+	}
+	frame_unref(f);
+}
+
+/*
+ * GatewaySendFrame
+ *		Queue frame f on one socket, freeing it if nobody took it.
+ */
+void
+GatewaySendFrame(GatewayObjSocket *s, GwFrame *f)
+{
+	f->refs++;
+	GatewayQueueFrame(s, f);
+	frame_unref(f);
+}
+
+/*
+ * GatewayFlushBegin / GatewayFlushEnd
+ *		Around a batch of messages from the hosts: sockets given frames are
+ *		written once at the end (flush_dirty) instead of one callback each.
+ */
+void
+GatewayFlushBegin(void)
+{
+	draining = true;
+}
+
+void
+GatewayFlushEnd(void)
+{
+	draining = false;
+	flush_dirty();
+}
+
+/*
+ * GatewayForgetFrames
+ *		The socket is gone: let go of its queue.
+ */
+void
+GatewayForgetFrames(GatewayObjSocket *s)
+{
+	if (s->dirty)
+		dirty_unlink(s);
+	ring_drop(s, s->out_count);
+	free(s->out);
+	s->out = NULL;
+}

@@ -1,0 +1,140 @@
+/*-------------------------------------------------------------------------
+ *
+ * inbox.c
+ *	  Messages from the hosts to the gateway.
+ *
+ * Hosts send their answers and the objects' messages through the gateway's
+ * queue in shared memory (shared/gateway_link.c), only after commit, and
+ * wake the gateway's eventfd.  The gateway drains the queue a batch at a
+ * time, decodes each message (shared/messages.c) and hands it to the part of
+ * the gateway it is for; after each batch every socket that got frames is
+ * written once (frames.c).
+ *
+ * IDENTIFICATION
+ *	  src/gateway/inbox.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "gateway/gateway_int.h"
+
+#include <stdlib.h>
+
+#define GATEWAY_DRAIN_BATCH	1024	/* gateway queue messages between flushes */
+
+/* the reply or error of a socket's call: a frame to that socket */
+static void
+answer_socket(GatewayObjSocket *s, const DurableGatewayMsg *msg)
+{
+	GatewayBuf	b;
+
+	GatewayBufInit(&b, 64 + msg->result.len + msg->message.len);
+	GatewayBufAppend(&b, msg->kind == GATEWAY_MSG_ERROR ?
+					 "{\"type\":\"error\",\"id\":" : "{\"type\":\"reply\",\"id\":", 21);
+	if (msg->frame_id.data)
+		GatewayBufAppend(&b, msg->frame_id.data, msg->frame_id.len);
+	else
+		GatewayBufAppend(&b, "null", 4);
+	if (msg->kind == GATEWAY_MSG_ERROR)
+	{
+		GatewayBufAppend(&b, ",", 1);
+		GatewayBufAppendErrorBytes(&b, msg->sqlstate, msg->message);
+	}
+	else
+	{
+		GatewayBufAppend(&b, ",\"result\":", 10);
+		if (msg->result.data)
+			GatewayBufAppend(&b, msg->result.data, msg->result.len);
+		else
+			GatewayBufAppend(&b, "null", 4);
+	}
+	GatewayBufAppend(&b, "}", 1);
+	GatewaySendText(s, &b);
+}
+
+/*
+ * handle_message
+ *		One message from a host: see messages.h for the kinds and fields.
+ */
+static void
+handle_message(const DurableParts *parts, void *arg)
+{
+	DurableGatewayMsg msg;
+	GatewayObjSocket *s = NULL;
+	GwObject   *o;
+	GwFrame    *f;
+	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
+
+	if (!DurableGatewayMsgDecode(parts, &msg))
+		return;
+	if (msg.kind != GATEWAY_MSG_CLASSES && msg.kind != GATEWAY_MSG_EVENT && msg.socket != 0)
+		s = GatewayFindSocket(msg.socket);
+
+	switch (msg.kind)
+	{
+		case GATEWAY_MSG_CLASSES:
+			GatewayClassesReplace(msg.data.data, msg.data.len);
+			break;
+		case GATEWAY_MSG_CONNECT:
+			if (s != NULL)
+				GatewaySocketConnected(s, &msg);
+			break;
+		case GATEWAY_MSG_READY:
+			if (s != NULL && s->accepted && !s->ready)
+				GatewaySocketReady(s);
+			break;
+		case GATEWAY_MSG_REPLY:
+		case GATEWAY_MSG_ERROR:
+			if (msg.socket == 0)
+				GatewayHttpAnswered(&msg);
+			else if (s != NULL)
+				answer_socket(s, &msg);
+			break;
+		case GATEWAY_MSG_EVENT:
+			if (msg.class_name.len > DURABLE_MAX_CLASS_BYTES || msg.class_name.data == NULL)
+				break;
+			memcpy(class_name, msg.class_name.data, msg.class_name.len);
+			class_name[msg.class_name.len] = '\0';
+			o = GatewayFindObject(class_name, msg.id.data, msg.id.len, false);
+			if (o == NULL)
+				break;			/* no socket: nobody to tell */
+			f = GatewayEventFrame(o, msg.data);
+			if (f != NULL)
+				GatewayFanOut(o, f, msg.tag, msg.exclude);
+			break;
+		case GATEWAY_MSG_SEND:
+			if (s == NULL)
+				break;
+			f = GatewayEventFrame(s->object, msg.data);
+			if (f != NULL)
+				GatewaySendFrame(s, f);
+			break;
+		case GATEWAY_MSG_CLOSE:
+			if (s != NULL)
+			{
+				char	   *reason = strndup(msg.reason.data ? msg.reason.data : "",
+											 msg.reason.len);
+
+				GatewayCloseSocket(s, msg.code, reason ? reason : "", false);
+				free(reason);
+			}
+			break;
+	}
+}
+
+/*
+ * GatewayInboxDrain
+ *		The wake eventfd fired: handle what the hosts sent, a batch at a time,
+ *		and after each batch write every socket it gave frames to.
+ */
+void
+GatewayInboxDrain(void)
+{
+	int			n;
+
+	do
+	{
+		GatewayFlushBegin();
+		n = DurableGatewayDrain(handle_message, NULL, GATEWAY_DRAIN_BATCH);
+		GatewayFlushEnd();
+	} while (n == GATEWAY_DRAIN_BATCH);
+}

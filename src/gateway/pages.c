@@ -1,0 +1,285 @@
+/*-------------------------------------------------------------------------
+ *
+ * pages.c
+ *	  The gateway's plain pages: GET /healthz, /metrics and static files.
+ *
+ * IDENTIFICATION
+ *	  src/gateway/pages.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "gateway/gateway_int.h"
+#include "shared/hosts.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+
+/* the gateway's open file limit, set at start (gateway.c) */
+int			gateway_fd_limit = 0;
+
+/*
+ * GatewayHealthz
+ *		GET /healthz: 200 when the gateway (this process) and every host run,
+ *		and the gateway knows the classes (it can route object requests).
+ */
+int
+GatewayHealthz(struct lws *wsi, GatewaySession *pss, bool head_only)
+{
+	GatewayBuf	buf;
+	bool		healthy = true;
+	int			i;
+
+	GatewayBufInit(&buf, 256);
+	for (i = 0; i < DurableHostCount(); i++)
+	{
+		pid_t		pid;
+		uint32		generation;
+
+		DurableHostState(i, &pid, &generation);
+		if (pid == 0)
+		{
+			if (healthy)
+				GatewayBufPrintf(&buf, "unavailable\n");
+			healthy = false;
+			GatewayBufPrintf(&buf, "host %d is not running\n", i);
+		}
+	}
+	if (!GatewayClassesLoaded())
+	{
+		if (healthy)
+			GatewayBufPrintf(&buf, "unavailable\n");
+		healthy = false;
+		GatewayBufPrintf(&buf, "the class directory has not arrived yet\n");
+	}
+	if (healthy)
+		GatewayBufPrintf(&buf, "ok\n");
+	return GatewayRespondBuf(wsi, pss,
+							 healthy ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+							 "text/plain; charset=utf-8", &buf, head_only, NULL);
+}
+
+static void
+metric_header(GatewayBuf *buf, const char *name, const char *type, const char *help)
+{
+	GatewayBufPrintf(buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/*
+ * GatewayMetrics
+ *		GET /metrics: Prometheus text exposition format 0.0.4.
+ */
+int
+GatewayMetrics(struct lws *wsi, GatewaySession *pss, bool head_only)
+{
+	GatewayBuf	buf;
+	int			nhosts = DurableHostCount();
+	DurableHostStats hosts[DURABLE_MAX_HOSTS];
+	DurableGatewayCounters *gw = DurableGatewayStats();
+	int			i;
+
+	for (i = 0; i < nhosts; i++)
+		DurableHostGetStats(i, &hosts[i]);
+
+	GatewayBufInit(&buf, 4096);
+
+#define PER_HOST(name, type, help, format, field) \
+	do { \
+		metric_header(&buf, name, type, help); \
+		for (i = 0; i < nhosts; i++) \
+			GatewayBufPrintf(&buf, name "{host=\"%d\"} " format "\n", i, hosts[i].field); \
+	} while (0)
+#define GATEWAY_COUNTER(name, help, field) \
+	do { \
+		metric_header(&buf, name, "counter", help); \
+		GatewayBufPrintf(&buf, name " " UINT64_FORMAT "\n", pg_atomic_read_u64(&gw->field)); \
+	} while (0)
+
+	PER_HOST("durable_calls_total", "counter",
+			 "Calls run by each host worker (counters restart at a crash restart).",
+			 UINT64_FORMAT, calls);
+	PER_HOST("durable_errors_total", "counter",
+			 "Calls that ended in an error, per host worker.", UINT64_FORMAT, errors);
+	PER_HOST("durable_batches_total", "counter",
+			 "Batches (one transaction each) in which the host worker ran calls.",
+			 UINT64_FORMAT, batches);
+	PER_HOST("durable_queue_depth", "gauge",
+			 "Calls waiting in the queue of each host worker.", UINT64_FORMAT, queue_depth);
+	PER_HOST("durable_objects_in_memory", "gauge",
+			 "Objects held in host memory (called within durable.idle_timeout).", "%u", objects);
+	PER_HOST("durable_host_up", "gauge",
+			 "1 if the host worker is running, else 0.", "%d", pid != 0);
+
+	metric_header(&buf, "durable_sockets_open", "gauge",
+				  "WebSocket connections open on the gateway.");
+	GatewayBufPrintf(&buf, "durable_sockets_open %u\n", pg_atomic_read_u32(&gw->sockets_open));
+
+	metric_header(&buf, "durable_call_latency_seconds", "histogram",
+				  "Time from a call's enqueue to its answer (after commit), per host worker.");
+	for (i = 0; i < nhosts; i++)
+	{
+		uint64		cumulative = 0;
+		int			b;
+
+		for (b = 0; b <= DURABLE_LATENCY_BUCKETS; b++)
+		{
+			cumulative += hosts[i].latency[b];
+			if (b < DURABLE_LATENCY_BUCKETS)
+				GatewayBufPrintf(&buf, "durable_call_latency_seconds_bucket{host=\"%d\",le=\"%g\"} "
+								 UINT64_FORMAT "\n", i, durable_latency_bounds_ms[b] / 1000.0,
+								 cumulative);
+			else
+				GatewayBufPrintf(&buf, "durable_call_latency_seconds_bucket{host=\"%d\",le=\"+Inf\"} "
+								 UINT64_FORMAT "\n", i, cumulative);
+		}
+		GatewayBufPrintf(&buf, "durable_call_latency_seconds_sum{host=\"%d\"} %.6f\n", i,
+						 hosts[i].latency_sum_us / 1000000.0);
+		GatewayBufPrintf(&buf, "durable_call_latency_seconds_count{host=\"%d\"} " UINT64_FORMAT "\n",
+						 i, cumulative);
+	}
+
+	GATEWAY_COUNTER("durable_frames_in_total", "WebSocket frames received from clients.",
+					frames_in);
+	GATEWAY_COUNTER("durable_frames_out_total", "WebSocket frames sent to clients.", frames_out);
+	GATEWAY_COUNTER("durable_bytes_in_total", "WebSocket payload bytes received from clients.",
+					bytes_in);
+	GATEWAY_COUNTER("durable_bytes_out_total", "WebSocket payload bytes sent to clients.",
+					bytes_out);
+	GATEWAY_COUNTER("durable_slow_consumer_closes_total",
+					"Sockets closed (1008) because they queued more than durable.socket_buffer_bytes.",
+					slow_closes);
+	GATEWAY_COUNTER("durable_http_requests_total",
+					"HTTP requests received by the gateway, this one included.", http_requests);
+
+	metric_header(&buf, "durable_gateway_max_fds", "gauge",
+				  "Open file limit of the gateway process (caps its connections).");
+	GatewayBufPrintf(&buf, "durable_gateway_max_fds %d\n", gateway_fd_limit);
+
+#undef PER_HOST
+#undef GATEWAY_COUNTER
+	return GatewayRespondBuf(wsi, pss, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
+							 &buf, head_only, NULL);
+}
+
+static const char *
+content_type_for(const char *path)
+{
+	static const struct
+	{
+		const char *ext;
+		const char *type;
+	}			types[] =
+	{
+		{".html", "text/html; charset=utf-8"},
+		{".htm", "text/html; charset=utf-8"},
+		{".js", "text/javascript; charset=utf-8"},
+		{".mjs", "text/javascript; charset=utf-8"},
+		{".css", "text/css; charset=utf-8"},
+		{".json", "application/json"},
+		{".map", "application/json"},
+		{".svg", "image/svg+xml"},
+		{".png", "image/png"},
+		{".jpg", "image/jpeg"},
+		{".jpeg", "image/jpeg"},
+		{".gif", "image/gif"},
+		{".webp", "image/webp"},
+		{".ico", "image/x-icon"},
+		{".txt", "text/plain; charset=utf-8"},
+		{".wasm", "application/wasm"},
+	};
+	const char *slash = strrchr(path, '/');
+	const char *dot = strrchr(slash ? slash : path, '.');
+	int			i;
+
+	if (dot != NULL)
+		for (i = 0; i < lengthof(types); i++)
+			if (pg_strcasecmp(dot, types[i].ext) == 0)
+				return types[i].type;
+	return "application/octet-stream";
+}
+
+/* a request path has a ".." segment */
+static bool
+path_has_dotdot(const char *path)
+{
+	const char *p = path;
+
+	while (*p)
+	{
+		const char *seg = p;
+
+		while (*p && *p != '/')
+			p++;
+		if (p - seg == 2 && seg[0] == '.' && seg[1] == '.')
+			return true;
+		if (*p == '/')
+			p++;
+	}
+	return false;
+}
+
+/*
+ * GatewayStatic
+ *		GET/HEAD of a file below durable.static_dir ("/" is index.html, so is
+ *		any directory).  Paths with ".." segments, and files whose real path
+ *		(symbolic links resolved) is outside the folder, are refused.
+ */
+int
+GatewayStatic(struct lws *wsi, GatewaySession *pss, const char *path, bool head_only)
+{
+	char		root[PATH_MAX];
+	char		want[PATH_MAX];
+	char		real[PATH_MAX];
+	size_t		rootlen;
+	struct stat st;
+	const char *type;
+	int			n;
+
+	if (durable_static_dir == NULL || durable_static_dir[0] == '\0')
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+	if (path[0] != '/' || path_has_dotdot(path) || strchr(path, '\\') != NULL)
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_FORBIDDEN, "forbidden\n", head_only, NULL);
+	if (realpath(durable_static_dir, root) == NULL)
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+	rootlen = strlen(root);
+
+	n = snprintf(want, sizeof(want), "%s%s%s", root, path,
+				 path[strlen(path) - 1] == '/' ? "index.html" : "");
+	if (n < 0 || n >= (int) sizeof(want) || realpath(want, real) == NULL ||
+		stat(real, &st) != 0)
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+	if (S_ISDIR(st.st_mode))
+	{
+		n = snprintf(want, sizeof(want), "%s/index.html", real);
+		if (n < 0 || n >= (int) sizeof(want) || realpath(want, real) == NULL ||
+			stat(real, &st) != 0)
+			return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+	}
+	if (strncmp(real, root, rootlen) != 0 ||
+		(real[rootlen] != '/' && !(rootlen == 1 && root[0] == '/')))
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_FORBIDDEN, "forbidden\n", head_only, NULL);
+	if (!S_ISREG(st.st_mode))
+		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+
+	type = content_type_for(real);
+	if (head_only)
+	{
+		unsigned char headers[LWS_PRE + 512];
+		unsigned char *start = headers + LWS_PRE;
+		unsigned char *p = start;
+		unsigned char *end = headers + sizeof(headers) - 1;
+
+		if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, type,
+										(lws_filepos_t) st.st_size, &p, end) ||
+			lws_finalize_write_http_header(wsi, start, &p, end))
+			return -1;
+		return GatewayResponseDone(wsi, pss);
+	}
+
+	n = lws_serve_http_file(wsi, real, type, NULL, 0);
+	if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
+		return -1;
+	return 0;
+}

@@ -1,0 +1,339 @@
+/*-------------------------------------------------------------------------
+ *
+ * invoke.c
+ *	  Run one call of an object inside the host's batch transaction.
+ *
+ * host.c calls DurableInvoke once per call of a batch.  Each call runs in its
+ * own subtransaction with a fresh snapshot, in the sandbox of sandbox.c (as
+ * the class owner, with the owner's settings, leaving nothing behind),
+ * limited by durable.call_timeout (lock waits included).  A handler cannot
+ * catch the time limit away: once it fired, every subtransaction the handler
+ * rolls back raises the cancel again, and the call fails with 57014 however
+ * it returns.  A failing call rolls back its subtransaction only; its error
+ * is copied out for the caller.  While the handler runs, the "current
+ * object" is set so that the storage functions (storage.c) know whose keys
+ * they touch.  A call that comes from an alarm or a send first
+ * claims its row (work.c) in the same subtransaction, so its effects and
+ * the row's removal commit together; a failed one is rescheduled.
+ *
+ * A handler may call another object of the same host (calls.c): that call
+ * runs inline, nested in the calling one, in a subtransaction and a sandbox
+ * of its own; calling back into an object that is already running is a
+ * cycle and ends in ERROR 40P01 (running.c).
+ *
+ * IDENTIFICATION
+ *	  src/host/invoke.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "host/host_int.h"
+#include "shared/objects.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+/* durable.call_timeout of the running top-level call */
+static TimeoutId call_timer = MAX_TIMEOUTS;
+static volatile sig_atomic_t call_timed_out = false;
+
+/*
+ * run_handler
+ *		Call the handler of cls for object (class_name, id) in the sandbox of
+ *		its owner (sandbox.c), the object set as current.  On error the
+ *		enclosing (sub)transaction restores user and settings; the current
+ *		object is restored here.
+ */
+static Datum
+run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
+			int64 socket, bool *isnull)
+{
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, 3);
+	Datum		result;
+	DurableSandbox sandbox;
+	bool		nested = DurableRunningDepth() > 0;
+
+	DurableSandboxEnter(cls->owner, nested, &sandbox);
+	DurableRunningPush(cls->name, id, cls->owner, socket);
+
+	PG_TRY();
+	{
+		fmgr_info(cls->handler, &flinfo);
+		InitFunctionCallInfoData(*fcinfo, &flinfo, 3, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = CStringGetTextDatum(id);
+		fcinfo->args[0].isnull = false;
+		fcinfo->args[1].value = CStringGetTextDatum(method);
+		fcinfo->args[1].isnull = false;
+		fcinfo->args[2].value = JsonbPGetDatum(args);
+		fcinfo->args[2].isnull = false;
+		result = FunctionCallInvoke(fcinfo);
+		*isnull = fcinfo->isnull;
+	}
+	PG_CATCH();
+	{
+		DurableRunningPop();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	DurableRunningPop();
+	DurableSandboxLeave(&sandbox);
+	return result;
+}
+
+static void
+lookup_runnable(const char *class_name, DurableClass *cls)
+{
+	DurableClassLookup(class_name, cls, false);
+	if (!OidIsValid(cls->handler))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler of durable class \"%s\" no longer exists", class_name)));
+}
+
+/*
+ * DurableInvokeInline
+ *		Run a call of another object of this host right now, inside the
+ *		running call (a durable.call from a handler), in a subtransaction of
+ *		its own: its writes commit with the calling call; its error is
+ *		raised in the caller after its subtransaction rolled back.
+ */
+Jsonb *
+DurableInvokeInline(const char *class_name, const char *id, const char *method,
+					Jsonb *args, bool *isnull)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	DurableClass cls;
+	Jsonb	   *volatile result = NULL;
+
+	lookup_runnable(class_name, &cls);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		Datum		d = run_handler(&cls, id, method, args, 0, isnull);
+
+		if (!*isnull)
+		{
+			Jsonb	   *jb = DatumGetJsonbP(d);
+
+			result = MemoryContextAlloc(oldcxt, VARSIZE(jb));
+			memcpy(result, jb, VARSIZE(jb));
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return result;
+}
+
+/*
+ * call_timer_fired
+ *		Timeout handler of durable.call_timeout (in a signal handler): cancel
+ *		what runs, as a statement timeout would, and remember why.
+ */
+static void
+call_timer_fired(void)
+{
+	call_timed_out = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * cancel_again
+ *		Once the time limit fired, a handler that catches the cancel (an
+ *		EXCEPTION block rolls back its subtransaction) gets it again at its
+ *		next interrupt check, until the call ends.
+ */
+static void
+cancel_again(SubXactEvent event, SubTransactionId mySubid,
+			 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && call_timed_out && DurableRunningDepth() > 0)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+}
+
+/*
+ * DurableInvokeInit
+ *		At host start: register the call timer.
+ */
+void
+DurableInvokeInit(void)
+{
+	call_timer = RegisterTimeout(USER_TIMEOUT, call_timer_fired);
+	RegisterSubXactCallback(cancel_again, NULL);
+}
+
+static void
+start_call_timer(void)
+{
+	call_timed_out = false;
+	if (durable_call_timeout > 0)
+		enable_timeout_after(call_timer, durable_call_timeout);
+}
+
+/* stop the timer; whether it fired (a cancel it left pending is dropped) */
+static bool
+stop_call_timer(void)
+{
+	bool		fired;
+
+	disable_timeout(call_timer, false);
+	fired = call_timed_out;
+	if (fired)
+		QueryCancelPending = false;
+	call_timed_out = false;
+	return fired;
+}
+
+/*
+ * run_call
+ *		The handler run of DurableInvoke: args of gateway requests parsed, the
+ *		socket bookkeeping of $connect and $close around the handler, the
+ *		call's chain set while it runs.
+ */
+static Datum
+run_call(DurableCall *call, DurableClass *cls, uint64 outer_chain, bool *isnull)
+{
+	Datum		result;
+
+	if (call->args_text != NULL)
+		call->args = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+														CStringGetDatum(call->args_text)));
+	if (!DurableSocketBeforeCall(call))
+	{
+		call->skipped = true;
+		*isnull = true;
+		return (Datum) 0;
+	}
+	DurableChainSet(call->req.chain);
+	result = run_handler(cls, call->id, call->method, call->args, call->socket, isnull);
+	DurableChainSet(outer_chain);
+	DurableSocketAfterCall(call, *isnull ? NULL : DatumGetJsonbP(result));
+	return result;
+}
+
+/*
+ * DurableInvoke
+ *		Run call in a subtransaction of the current transaction and record its
+ *		outcome in call (result or error), allocated in resultcxt.
+ */
+void
+DurableInvoke(DurableCall *call, MemoryContext resultcxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	uint64		outer_chain = DurableChain();
+	volatile bool timed_out = false;
+
+	DurableCacheBeginCall();
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+
+	PG_TRY();
+	{
+		DurableClass cls;
+		Datum		result;
+		bool		isnull;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		lookup_runnable(call->class_name, &cls);
+		call->async_commit = cls.async_commit;
+
+		if (!DurableWorkClaim(call))
+			call->skipped = true;
+		else
+		{
+			/* a nested call runs under the time limit of its outermost call */
+			if (!call->nested)
+				start_call_timer();
+			result = run_call(call, &cls, outer_chain, &isnull);
+			if (!call->nested && (timed_out = stop_call_timer()))
+				ereport(ERROR,
+						(errcode(ERRCODE_QUERY_CANCELED),
+						 errmsg("canceling statement due to durable.call_timeout")));
+
+			call->result = NULL;
+			if (!isnull)
+			{
+				Jsonb	   *jb = DatumGetJsonbP(result);
+
+				/* only a result someone receives is limited */
+				if (call->source == DURABLE_SOURCE_REQUEST)
+					DurableCheckMessageSize(VARSIZE(jb), "call result");
+				call->result = MemoryContextAlloc(resultcxt, VARSIZE(jb));
+				memcpy(call->result, jb, VARSIZE(jb));
+			}
+		}
+		/* what $connect decided is read after commit: keep it with the result */
+		if (call->connect_tags)
+			call->connect_tags = MemoryContextStrdup(resultcxt, call->connect_tags);
+		if (call->connect_reason)
+			call->connect_reason = MemoryContextStrdup(resultcxt, call->connect_reason);
+		PopActiveSnapshot();
+		ReleaseCurrentSubTransaction();
+		call->status = DURABLE_REPLY_OK;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		DurableChainSet(outer_chain);
+		if (!call->nested && !timed_out)
+			timed_out = stop_call_timer();
+
+		MemoryContextSwitchTo(resultcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+
+		/* whatever the handler raised after the limit fired, the call timed out */
+		if (timed_out)
+		{
+			edata->sqlerrcode = ERRCODE_QUERY_CANCELED;
+			edata->message = psprintf("durable call exceeded durable.call_timeout (%d ms)",
+									  durable_call_timeout);
+			edata->detail = pstrdup("Its writes were rolled back.");
+			edata->hint = pstrdup("Make the handler faster, or raise durable.call_timeout.");
+		}
+		call->status = DURABLE_REPLY_ERROR;
+		call->error = edata;
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		DurableWorkFailed(call);
+		DurableSocketAfterFailure(call);
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	if (!call->nested)
+		DurableSandboxEndCall();
+}

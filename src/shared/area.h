@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * area.h
+ *	  The shared message area: byte strings ("parts") in a DSA area (area.c).
+ *
+ * IDENTIFICATION
+ *	  src/shared/area.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DURABLE_AREA_H
+#define DURABLE_AREA_H
+
+#include "postgres.h"
+
+#include "utils/dsa.h"
+
+/*
+ * A message as stored: a list of byte strings.  A NULL part is kept distinct
+ * from an empty one.  messages.h gives each kind of message its fields.
+ */
+#define DURABLE_MAX_PARTS 8
+
+typedef struct DurableParts
+{
+	int			nparts;
+	const char *data[DURABLE_MAX_PARTS];
+	uint32		len[DURABLE_MAX_PARTS];
+	bool		isnull[DURABLE_MAX_PARTS];
+} DurableParts;
+
+extern void DurableAreaShmemRequest(void);
+extern void DurableAreaShmemStartup(void);
+extern void DurableAreaAttach(void);
+extern dsa_area *DurableArea(void);
+extern dsa_pointer DurableMessageStore(const DurableParts *parts);
+extern void DurableMessageView(dsa_pointer message, DurableParts *parts);
+extern void DurableMessageLoad(dsa_pointer message, DurableParts *parts);
+extern void DurableMessageFree(dsa_pointer message);
+
+#endif							/* DURABLE_AREA_H */

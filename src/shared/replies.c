@@ -1,0 +1,465 @@
+/*-------------------------------------------------------------------------
+ *
+ * replies.c
+ *	  Reply slots: where a waiting caller gets the reply to its call.
+ *
+ * Every process that may call an object (a backend, a host) has a reply
+ * slot, found by its pgprocno.  A caller begins a call (a new sequence
+ * number), puts the call on its host's ring and waits on its latch; the host
+ * publishes the reply into the slot only after the call's transaction
+ * committed, and only if the caller still waits for exactly that call, so a
+ * cancelled caller's late reply is dropped instead of being read by its next
+ * call or by the next backend that takes the same pgprocno.  The payload
+ * lives in the shared message area.
+ *
+ * Locking rules: each slot's few words are under the slot's spinlock; the
+ * payload is stored and freed outside it.
+ *
+ * IDENTIFICATION
+ *	  src/shared/replies.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "shared/replies.h"
+#include "shared/hosts.h"
+
+#include "portability/instr_time.h"
+
+#include "access/twophase.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+/* a host that stays down this long will not answer */
+#define HOST_DOWN_LIMIT_MS 10000
+
+/*
+ * How long a caller whose host was watching its ring (host.c, poll_ring)
+ * watches its reply slot before it sleeps (µs): a back-to-back caller then
+ * never waits for a process to be woken (see docs/internals.md, "Waiting").
+ * After a miss, the next POLL_SKIP calls to that host sleep at once.
+ */
+#define POLL_US 60
+#define POLL_SKIP 8
+
+typedef struct ReplySlot
+{
+	slock_t		mutex;
+	uint64		last_seq;		/* last sequence number handed out */
+	uint64		waiting_seq;	/* call the owner waits for; 0 = none */
+	uint64		done_seq;		/* call whose reply is in "reply" */
+	int32		status;			/* DurableReplyStatus of that reply */
+	dsa_pointer reply;			/* the stored DurableReplyMsg, or InvalidDsaPointer */
+} ReplySlot;
+
+typedef struct RepliesShared
+{
+	int			nslots;
+	ReplySlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} RepliesShared;
+
+static RepliesShared *shared = NULL;
+static uint8 poll_skip[DURABLE_MAX_HOSTS];	/* calls left that do not poll, per host */
+
+static int
+slot_count(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(RepliesShared, slots), mul_size(slot_count(), sizeof(ReplySlot)));
+}
+
+/*
+ * DurableRepliesShmemRequest / DurableRepliesShmemStartup
+ *		shmem hooks: a slot per process that may wait for a call.
+ */
+void
+DurableRepliesShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(shared_size()));
+}
+
+void
+DurableRepliesShmemStartup(void)
+{
+	bool		found;
+	int			i;
+
+	shared = NULL;
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("pg_durable_objects replies", shared_size(), &found);
+	if (!found)
+	{
+		shared->nslots = slot_count();
+		for (i = 0; i < shared->nslots; i++)
+		{
+			memset(&shared->slots[i], 0, sizeof(ReplySlot));
+			SpinLockInit(&shared->slots[i].mutex);
+			shared->slots[i].reply = InvalidDsaPointer;
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static ReplySlot *
+my_slot(void)
+{
+	return &shared->slots[MyProc->pgprocno];
+}
+
+/*
+ * DurableReplySlotBegin
+ *		Start waiting for a new call; returns its sequence number.  Drops any
+ *		reply left over from a call this slot's previous user abandoned.
+ *		*outer gets the call the slot waited for until now (0: none), which a
+ *		host in a chain of nested calls waits for again afterwards
+ *		(DurableReplySlotResume): nested waits end in LIFO order.
+ */
+uint64
+DurableReplySlotBegin(uint64 *outer)
+{
+	ReplySlot *slot = my_slot();
+	dsa_pointer stale;
+	uint64		seq;
+
+	SpinLockAcquire(&slot->mutex);
+	*outer = slot->waiting_seq;
+	stale = slot->reply;
+	slot->reply = InvalidDsaPointer;
+	seq = ++slot->last_seq;
+	slot->waiting_seq = seq;
+	slot->done_seq = 0;
+	slot->status = DURABLE_REPLY_NONE;
+	SpinLockRelease(&slot->mutex);
+
+	DurableMessageFree(stale);
+	return seq;
+}
+
+/*
+ * DurableReplySlotResume
+ *		A nested wait ended: wait for the outer call again.
+ */
+void
+DurableReplySlotResume(uint64 outer)
+{
+	ReplySlot *slot = my_slot();
+
+	if (outer == 0)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->waiting_seq = outer;
+	SpinLockRelease(&slot->mutex);
+}
+
+/*
+ * DurableReplySlotWaiting
+ *		Whether the owner of slot procno still waits for call seq.  Hosts skip
+ *		calls whose caller already gave up.
+ */
+bool
+DurableReplySlotWaiting(int procno, uint64 seq)
+{
+	ReplySlot *slot = &shared->slots[procno];
+	bool		waiting;
+
+	SpinLockAcquire(&slot->mutex);
+	waiting = (slot->waiting_seq == seq && slot->done_seq != seq);
+	SpinLockRelease(&slot->mutex);
+	return waiting;
+}
+
+/*
+ * DurableReplySlotPublish
+ *		Hand a reply to the caller waiting in slot procno for call seq, and wake
+ *		it.  Never throws: if shared memory is exhausted the caller gets the
+ *		status without payload.  Returns false if the caller no longer waits.
+ */
+bool
+DurableReplySlotPublish(int procno, uint64 seq, const DurableReplyMsg *reply)
+{
+	ReplySlot  *slot = &shared->slots[procno];
+	DurableReplyStatus status = reply->status;
+	dsa_pointer dp = DurableReplyMsgStore(reply);
+	bool		delivered = false;
+
+	/* out of shared memory: the status still arrives, without its payload */
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->waiting_seq == seq && slot->done_seq != seq)
+	{
+		slot->done_seq = seq;
+		slot->status = status;
+		slot->reply = dp;
+		delivered = true;
+	}
+	SpinLockRelease(&slot->mutex);
+
+	if (delivered)
+		DurableWakeProc(procno);
+	else
+		DurableMessageFree(dp);
+	return delivered;
+}
+
+/*
+ * slot_take
+ *		If the reply to call seq arrived, load it into reply (current memory
+ *		context), end the wait and return its status; else DURABLE_REPLY_NONE.
+ */
+static DurableReplyStatus
+slot_take(uint64 seq, DurableReplyMsg *reply)
+{
+	ReplySlot *slot = my_slot();
+	DurableReplyStatus status = DURABLE_REPLY_NONE;
+	dsa_pointer dp = InvalidDsaPointer;
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->done_seq == seq)
+	{
+		status = slot->status;
+		dp = slot->reply;
+		slot->reply = InvalidDsaPointer;
+		slot->waiting_seq = 0;
+	}
+	SpinLockRelease(&slot->mutex);
+
+	if (status != DURABLE_REPLY_NONE)
+		DurableReplyMsgLoad(status, dp, reply);
+	return status;
+}
+
+/*
+ * slot_ready
+ *		Whether the reply to call seq has arrived, without taking the slot's
+ *		lock: for polling.  slot_take takes it.
+ */
+static bool
+slot_ready(uint64 seq)
+{
+	volatile ReplySlot *slot = my_slot();
+
+	return slot->done_seq == seq;
+}
+
+/*
+ * DurableReplySlotAbandon
+ *		The caller stops waiting for call seq (error, cancel): a host that has
+ *		not started it yet skips it, and a late reply is dropped.
+ */
+void
+DurableReplySlotAbandon(uint64 seq)
+{
+	ReplySlot *slot = my_slot();
+	dsa_pointer dp = InvalidDsaPointer;
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->waiting_seq == seq)
+	{
+		slot->waiting_seq = 0;
+		dp = slot->reply;
+		slot->reply = InvalidDsaPointer;
+	}
+	SpinLockRelease(&slot->mutex);
+	DurableMessageFree(dp);
+}
+
+/*
+ * DurableWaitForReply
+ *		Sleep on our latch until the reply to call seq (on host hostno, of
+ *		generation generation) arrives, and return it.  With poll (the host
+ *		was awake and idle) first watch the reply slot for POLL_US.  Ends with
+ *		an ERROR on cancel or statement_timeout (through
+ *		CHECK_FOR_INTERRUPTS) and when the host exits without answering.
+ *		while_waiting, if given, runs after every wakeup (a host serves its
+ *		mailbox there).
+ */
+DurableReplyStatus
+DurableWaitForReply(int hostno, uint64 seq, uint32 generation, bool poll,
+					DurableReplyMsg *reply, void (*while_waiting) (void))
+{
+	TimestampTz down_since = 0;
+
+	/*
+	 * The host was awake and idle: the reply may come before a sleep would
+	 * end.  Calls that take longer (a WAL flush, a slow handler) make polling
+	 * waste CPU: after a miss, the next POLL_SKIP calls to that host sleep at
+	 * once.
+	 */
+	if (poll && poll_skip[hostno] > 0)
+		poll_skip[hostno]--;
+	else if (poll)
+	{
+		instr_time	start;
+		instr_time	now;
+
+		INSTR_TIME_SET_CURRENT(start);
+		for (;;)
+		{
+			if (slot_ready(seq))
+				break;
+			INSTR_TIME_SET_CURRENT(now);
+			INSTR_TIME_SUBTRACT(now, start);
+			if (INSTR_TIME_GET_MICROSEC(now) >= POLL_US)
+			{
+				poll_skip[hostno] = POLL_SKIP;
+				break;
+			}
+			pg_spin_delay();
+		}
+	}
+
+	for (;;)
+	{
+		DurableReplyStatus status = slot_take(seq, reply);
+		uint32		now_generation;
+		pid_t		pid;
+
+		if (status != DURABLE_REPLY_NONE)
+			return status;
+
+		DurableHostState(hostno, &pid, &now_generation);
+
+		/* a host restarts within seconds; one that stays down may never come */
+		if (pid != 0)
+			down_since = 0;
+		else if (down_since == 0)
+			down_since = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(down_since, GetCurrentTimestamp(),
+											HOST_DOWN_LIMIT_MS))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("durable host %d is not running", hostno),
+					 errdetail("The call was not started."),
+					 errhint("See the server log. The hosts need durable.hosts free background worker slots (max_worker_processes).")));
+
+		if (now_generation != generation)
+		{
+			/* the host's exit callback publishes before bumping: look once more */
+			status = slot_take(seq, reply);
+			if (status != DURABLE_REPLY_NONE)
+				return status;
+			ereport(ERROR,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("durable host %d exited before answering", hostno),
+					 errdetail("The outcome of the call is unknown.")));
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (while_waiting)
+			while_waiting();
+	}
+}
+
+/*
+ * DurableCallHost
+ *		Call an object: store msg, hand the request to host hostno and wait
+ *		for the reply (the caller raises it).  deliver puts the request where
+ *		it belongs (NULL: on the host's ring) and returns whether it took it;
+ *		while_waiting runs after each wakeup (see DurableWaitForReply); poll:
+ *		watch the reply slot before sleeping.  On any error the request is
+ *		withdrawn (a host that has not started it skips it).  A wait nested in
+ *		another (a host serving a call while it waits in its chain) ends by
+ *		waiting for the outer call again.
+ */
+DurableReplyStatus
+DurableCallHost(int hostno, DurableRequestKind kind, const DurableCallMsg *msg, uint64 chain,
+				DurableDeliverFn deliver, void (*while_waiting) (void), bool poll,
+				DurableReplyMsg *reply)
+{
+	DurableRequest req;
+	uint32		generation = 0;
+	uint64		outer_seq;
+	DurableReplyStatus status = DURABLE_REPLY_NONE;
+
+	memset(&req, 0, sizeof(req));
+	req.seq = DurableReplySlotBegin(&outer_seq);
+	req.caller = MyProc->pgprocno;
+	req.kind = kind;
+	req.chain = chain;
+	req.message = DurableCallMsgStore(kind, msg);
+	if (!DsaPointerIsValid(req.message))
+	{
+		DurableReplySlotAbandon(req.seq);
+		DurableReplySlotResume(outer_seq);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of shared memory for a durable call")));
+	}
+
+	PG_TRY();
+	{
+		if (deliver == NULL || !deliver(hostno, &req, &generation))
+		{
+			if (!DurableEnqueue(hostno, &req, &generation))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("the queue of durable host %d is full", hostno)));
+		}
+		req.message = InvalidDsaPointer;	/* the host owns it now */
+		status = DurableWaitForReply(hostno, req.seq, generation, poll, reply, while_waiting);
+	}
+	PG_CATCH();
+	{
+		DurableMessageFree(req.message);
+		DurableReplySlotAbandon(req.seq);
+		DurableReplySlotResume(outer_seq);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	DurableReplySlotResume(outer_seq);
+	return status;
+}
+
+/*
+ * DurableReplyResult
+ *		The result of a call whose reply arrived (NULL and *isnull for SQL
+ *		NULL), or its error raised here with the handler's SQLSTATE, message,
+ *		detail, hint and context, plus a line naming the call.
+ */
+Jsonb *
+DurableReplyResult(DurableReplyStatus status, const DurableReplyMsg *reply,
+				   const char *class_name, const char *id, const char *method, bool *isnull)
+{
+	const char *state = reply->sqlstate;
+	int			sqlerrcode = ERRCODE_INTERNAL_ERROR;
+
+	*isnull = false;
+	if (status == DURABLE_REPLY_ERROR)
+	{
+		if (reply->lost)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("durable call failed, and its error could not be returned"),
+					 errdetail("The host ran out of shared memory for the reply.")));
+		if (state && strlen(state) == 5)
+			sqlerrcode = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+		ereport(ERROR,
+				(errcode(sqlerrcode),
+				 errmsg_internal("%s", reply->message),
+				 reply->detail ? errdetail_internal("%s", reply->detail) : 0,
+				 reply->hint ? errhint("%s", reply->hint) : 0,
+				 reply->context ? errcontext("%s", reply->context) : 0,
+				 errcontext("durable call to %s(%s) method %s", class_name, id, method)));
+	}
+	if (reply->lost)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("durable call committed, but its result could not be returned"),
+				 errdetail("The host ran out of shared memory for the reply.")));
+	*isnull = (reply->result == NULL);
+	return reply->result;
+}

@@ -1,0 +1,386 @@
+/*-------------------------------------------------------------------------
+ *
+ * classes.c
+ *	  durable.define_class() and durable.drop_class().
+ *
+ * A class binds a name to a handler function (id text, method text, args
+ * jsonb) RETURNS jsonb.  Its owner is the handler's owner: only a role that
+ * owns the handler may define a class with it, and redefining or dropping a
+ * class takes membership in its owner (superusers may do anything).  Both
+ * functions write durable._classes as the extension owner (catalog.c) and
+ * tell every process to drop its cached copy at commit.
+ *
+ * Definitions of one name are serialised: both functions first take a
+ * transaction-level lock on the name, then read the class's row FOR UPDATE
+ * in a fresh snapshot, and only then check who owns it; a second definition
+ * waits for the first transaction to end and sees what it did.  (Under
+ * REPEATABLE READ the snapshot cannot see it: the write then fails with
+ * 40001 instead.)  A role may own at most durable.max_classes_per_role
+ * classes (54000 beyond; superusers are not limited), counted under a lock
+ * on the owner.
+ *
+ * IDENTIFICATION
+ *	  src/sql/classes.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "sql/sql.h"
+#include "shared/catalog.h"
+#include "shared/objects.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(durable_define_class);
+PG_FUNCTION_INFO_V1(durable_drop_class);
+
+/* field4 of our advisory lock tags (pg_advisory_lock() uses 1 and 2) */
+#define LOCK_CLASS_NAME		0x4443	/* "DC": one class name */
+#define LOCK_CLASS_OWNER	0x444F	/* "DO": the classes of one owner */
+
+static SPIPlanPtr upsert_plan = NULL;
+static SPIPlanPtr has_data_plan = NULL;
+static SPIPlanPtr drop_plan = NULL;
+static SPIPlanPtr owner_plan = NULL;
+static SPIPlanPtr count_plan = NULL;
+
+/* lock (field2, field3) in our lock space field4 until the transaction ends */
+static void
+lock_xact(uint32 field2, uint32 field3, uint16 field4)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, field2, field3, field4);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * lock_and_read_owner
+ *		Serialise with every other definition of class name, then read its
+ *		row FOR UPDATE in a new snapshot.  False if the class does not exist;
+ *		else *owner is its owner (InvalidOid when its handler is gone).
+ */
+static bool
+lock_and_read_owner(const char *name, Oid *owner)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	DurableSpiState spi;
+	bool		exists;
+	bool		isnull;
+
+	lock_xact(hash_bytes((const unsigned char *) name, strlen(name)),
+			  (uint32) strlen(name), LOCK_CLASS_NAME);
+	values[0] = CStringGetTextDatum(name);
+	DurableSpiBegin(&spi);
+	/* not read-only: a new snapshot sees what the transaction we waited for did */
+	DurableSpiExecute(DurableSpiPlan(&owner_plan,
+									 "SELECT p.proowner FROM durable._classes c "
+									 "  LEFT JOIN pg_catalog.pg_proc p "
+									 "         ON p.oid OPERATOR(pg_catalog.=) "
+									 "            pg_catalog.to_regprocedure(c.handler) "
+									 " WHERE c.name OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
+									 1, types),
+					  values, NULL, false, SPI_OK_SELECT);
+	exists = SPI_processed == 1;
+	*owner = InvalidOid;
+	if (exists)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			*owner = DatumGetObjectId(d);
+	}
+	DurableSpiEnd(&spi);
+	return exists;
+}
+
+/*
+ * check_class_quota
+ *		Before owner gets a new class: ERROR 54000 if it already owns
+ *		durable.max_classes_per_role (0: no limit).  Superusers are not limited.
+ */
+static void
+check_class_quota(Oid owner)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+	DurableSpiState spi;
+	int64		owned;
+	bool		isnull;
+
+	if (durable_max_classes_per_role <= 0 || superuser() || superuser_arg(owner))
+		return;
+	lock_xact(owner, 0, LOCK_CLASS_OWNER);
+	values[0] = ObjectIdGetDatum(owner);
+	DurableSpiBegin(&spi);
+	DurableSpiExecute(DurableSpiPlan(&count_plan,
+									 "SELECT pg_catalog.count(*) FROM durable._classes c "
+									 "  JOIN pg_catalog.pg_proc p "
+									 "    ON p.oid OPERATOR(pg_catalog.=) "
+									 "       pg_catalog.to_regprocedure(c.handler) "
+									 " WHERE p.proowner OPERATOR(pg_catalog.=) $1",
+									 1, types),
+					  values, NULL, false, SPI_OK_SELECT);
+	owned = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										&isnull));
+	DurableSpiEnd(&spi);
+	if (owned >= durable_max_classes_per_role)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("role \"%s\" owns %lld durable classes, the most it may own",
+						GetUserNameFromId(owner, false), (long long) owned),
+				 errdetail("durable.max_classes_per_role is %d.", durable_max_classes_per_role),
+				 errhint("Drop classes the role no longer needs, or ask an administrator to raise durable.max_classes_per_role.")));
+}
+
+/*
+ * check_handler
+ *		ERROR unless proc is a plain function (text, text, jsonb) RETURNS jsonb.
+ *		Returns its owner.
+ */
+static Oid
+check_handler(Oid proc)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(proc));
+	Form_pg_proc form;
+	Oid			owner;
+	bool		ok;
+
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", proc)));
+	form = (Form_pg_proc) GETSTRUCT(tuple);
+	owner = form->proowner;
+	ok = form->prokind == PROKIND_FUNCTION && !form->proretset &&
+		form->prorettype == JSONBOID && form->pronargs == 3 &&
+		form->proargtypes.values[0] == TEXTOID &&
+		form->proargtypes.values[1] == TEXTOID &&
+		form->proargtypes.values[2] == JSONBOID;
+	ReleaseSysCache(tuple);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("function %s cannot be a class handler", format_procedure(proc)),
+				 errdetail("A handler is a function (id text, method text, args jsonb) RETURNS jsonb.")));
+	return owner;
+}
+
+static bool
+option_is(JsonbValue *v, enum jbvType type)
+{
+	return v->type == type;
+}
+
+/*
+ * check_options
+ *		ERROR 22023 unless options is an object of known options with values
+ *		of the right type.
+ */
+static void
+check_options(Jsonb *options)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("class options must be a JSON object")));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *name;
+		bool		ok;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(k.val.string.val, k.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (strcmp(name, "websocket") == 0 || strcmp(name, "http") == 0)
+			ok = option_is(&v, jbvBool);
+		else if (strcmp(name, "durability") == 0)
+			ok = option_is(&v, jbvString) &&
+				((v.val.string.len == 4 && strncmp(v.val.string.val, "sync", 4) == 0) ||
+				 (v.val.string.len == 5 && strncmp(v.val.string.val, "async", 5) == 0));
+		else if (strcmp(name, "auto_response") == 0)
+		{
+			Jsonb	   *ar;
+			JsonbValue *req,
+					   *resp;
+
+			ok = option_is(&v, jbvBinary) && JsonContainerIsObject(v.val.binary.data);
+			if (ok)
+			{
+				ar = JsonbValueToJsonb(&v);
+				req = getKeyJsonValueFromContainer(&ar->root, "request", 7, NULL);
+				resp = getKeyJsonValueFromContainer(&ar->root, "response", 8, NULL);
+				ok = req && resp && req->type == jbvString && resp->type == jbvString &&
+					JsonContainerSize(&ar->root) == 2 &&
+					req->val.string.len <= DURABLE_MAX_AUTO_RESPONSE &&
+					resp->val.string.len <= DURABLE_MAX_AUTO_RESPONSE;
+			}
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown class option \"%s\"", name),
+					 errhint("Valid options are websocket, http, durability and auto_response.")));
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for class option \"%s\"", name),
+					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text} of at most " CppAsString2(DURABLE_MAX_AUTO_RESPONSE) " bytes each.")));
+	}
+}
+
+/*
+ * check_class_owner
+ *		ERROR 42501 unless the current role may change existing class name,
+ *		owned by owner (InvalidOid: its handler is gone, superusers only).
+ */
+static void
+check_class_owner(const char *name, Oid owner)
+{
+	if (superuser())
+		return;
+	if (!OidIsValid(owner) || !has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of durable class \"%s\"", name),
+				 errdetail("The owner of a class is the owner of its handler function.")));
+}
+
+/*
+ * durable_define_class
+ *		durable.define_class(name text, handler regproc, options jsonb) RETURNS void
+ */
+Datum
+durable_define_class(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Oid			handler;
+	Jsonb	   *options;
+	Oid			owner;
+	Oid			handler_owner;
+	DurableSpiState spi;
+	Datum		values[3];
+	Oid			types[3] = {TEXTOID, TEXTOID, JSONBOID};
+
+	DurableCheckReady();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("class name, handler and options must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	handler = PG_GETARG_OID(1);
+	options = PG_GETARG_JSONB_P(2);
+
+	DurableCheckClassName(name);
+	handler_owner = check_handler(handler);
+	check_options(options);
+	if (!DurableProcOwnercheck(handler, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of function %s", format_procedure(handler)),
+				 errdetail("The owner of a class is the owner of its handler function.")));
+	if (lock_and_read_owner(name, &owner))
+		check_class_owner(name, owner);
+	else
+		check_class_quota(handler_owner);
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(format_procedure_qualified(handler));
+	values[2] = JsonbPGetDatum(options);
+	DurableSpiBegin(&spi);
+	DurableSpiExecute(DurableSpiPlan(&upsert_plan,
+									 "INSERT INTO durable._classes (name, handler, options) "
+									 "VALUES ($1, $2, $3) "
+									 "ON CONFLICT (name) DO UPDATE "
+									 "   SET handler = EXCLUDED.handler, options = EXCLUDED.options, "
+									 "       updated_at = pg_catalog.now()",
+									 3, types),
+					  values, NULL, false, SPI_OK_INSERT);
+	DurableSpiEnd(&spi);
+	DurableClassesInvalidate();
+	DurableClassesChangedAtCommit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * durable_drop_class
+ *		durable.drop_class(name text, drop_data boolean) RETURNS void
+ */
+Datum
+durable_drop_class(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	bool		drop_data;
+	Oid			owner;
+	DurableSpiState spi;
+	Datum		values[1];
+	Oid			types[1] = {TEXTOID};
+	bool		has_data;
+	bool		isnull;
+
+	DurableCheckReady();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("class name and drop_data must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	drop_data = PG_GETARG_BOOL(1);
+	DurableCheckClassName(name);
+	if (!lock_and_read_owner(name, &owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("durable class \"%s\" does not exist", name),
+				 errhint("Create it with durable.define_class().")));
+	check_class_owner(name, owner);
+
+	values[0] = CStringGetTextDatum(name);
+	DurableSpiBegin(&spi);
+	DurableSpiExecute(DurableSpiPlan(&has_data_plan,
+									 "SELECT EXISTS (SELECT FROM durable._storage "
+									 "                WHERE class OPERATOR(pg_catalog.=) $1)",
+									 1, types),
+					  values, NULL, true, SPI_OK_SELECT);
+	has_data = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  1, &isnull));
+	if (has_data && !drop_data)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("durable class \"%s\" still has objects with storage", name),
+				 errhint("Use durable.drop_class('%s', drop_data => true) to delete them too.",
+						 name)));
+	DurableSpiExecute(DurableSpiPlan(&drop_plan,
+									 "WITH s AS (DELETE FROM durable._storage "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
+									 "     r AS (DELETE FROM durable._residency "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
+									 "     a AS (DELETE FROM durable._alarms "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
+									 "     o AS (DELETE FROM durable._outbox "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1) "
+									 "DELETE FROM durable._classes WHERE name OPERATOR(pg_catalog.=) $1",
+									 1, types),
+					  values, NULL, false, SPI_OK_DELETE);
+	DurableSpiEnd(&spi);
+	DurableClassesInvalidate();
+	DurableClassesChangedAtCommit();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * sql.h
+ *	  The SQL side: what sessions call (the files of sql/).
+ *
+ * IDENTIFICATION
+ *	  src/sql/sql.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DURABLE_SQL_H
+#define DURABLE_SQL_H
+
+#include "shared/settings.h"
+
+/* at_commit.c: things that happen when a transaction commits */
+extern void DurableWakeHostAtCommit(int hostno);
+extern void DurableClassesChangedAtCommit(void);
+extern void DurableSettingsChangedAtCommit(void);
+
+/* call.c */
+extern void DurableCheckReady(void);
+
+#endif							/* DURABLE_SQL_H */
