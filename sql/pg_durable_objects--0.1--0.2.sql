@@ -3,6 +3,23 @@
 \echo Use "ALTER EXTENSION pg_durable_objects UPDATE TO '0.2'" to load this file. \quit
 
 --------------------------------------------------------------------------------
+-- A class belongs to the role that defined it, not to whatever function its handler's
+-- name resolves to later.  The owner is stored (regrole: pg_dump writes the role's name,
+-- so a restore binds it to the same role); a call runs only while the handler's owner is
+-- still the class owner (a function dropped and created again by another role, or given
+-- away with ALTER FUNCTION ... OWNER TO, leaves the class unusable until its owner or a
+-- superuser defines it again).  0.1 classes get their handler's current owner.
+--------------------------------------------------------------------------------
+
+ALTER TABLE durable._classes ADD COLUMN owner pg_catalog.regrole;
+UPDATE durable._classes c
+   SET owner = p.proowner::pg_catalog.regrole
+  FROM pg_catalog.pg_proc p
+ WHERE p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler);
+COMMENT ON TABLE durable._classes IS
+    'Private: one row per class; handler is the qualified signature of its function, owner the role that owns the class (and must own the handler for calls to run)';
+
+--------------------------------------------------------------------------------
 -- Every view works for every role (docs/security.md).  A class's handler is stored as
 -- text; turning it into a function needs USAGE on the handler's schema, which a role
 -- reading the views need not have.  The views look the handler up through this
@@ -20,7 +37,7 @@ COMMENT ON FUNCTION durable._handler_oid(text) IS
 CREATE OR REPLACE VIEW durable.classes WITH (security_barrier) AS
 SELECT c.name,
        p.oid::pg_catalog.regprocedure AS handler,
-       p.proowner::pg_catalog.regrole AS owner,
+       c.owner,
        coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::boolean, false) AS websocket,
        coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::boolean, false) AS http,
        coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') AS durability,
@@ -31,7 +48,7 @@ SELECT c.name,
   FROM durable._classes c
   LEFT JOIN pg_catalog.pg_proc p
          ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
- WHERE durable._visible(p.proowner);
+ WHERE durable._visible(c.owner);
 
 CREATE OR REPLACE VIEW durable.objects WITH (security_barrier) AS
 SELECT o.class, o.id,
@@ -60,31 +77,23 @@ SELECT o.class, o.id,
   LEFT JOIN durable._residency r
          ON r.class OPERATOR(pg_catalog.=) o.class AND r.id OPERATOR(pg_catalog.=) o.id
   LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) o.class
-  LEFT JOIN pg_catalog.pg_proc p
-         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
- WHERE durable._visible(p.proowner);
+ WHERE durable._visible(c.owner);
 
 CREATE OR REPLACE VIEW durable.alarms WITH (security_barrier) AS
 SELECT a.class, a.id, a.name, a.at, a.scheduled_at, a.attempt, a.last_error
   FROM durable._alarms a
   LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) a.class
-  LEFT JOIN pg_catalog.pg_proc p
-         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
- WHERE durable._visible(p.proowner);
+ WHERE durable._visible(c.owner);
 
 CREATE OR REPLACE VIEW durable.dead_letters WITH (security_barrier) AS
 SELECT d.seq, d.kind, d.class, d.id, d.method, d.args, d.attempts, d.last_error, d.failed_at
   FROM durable._dead_letters d
   LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) d.class
-  LEFT JOIN pg_catalog.pg_proc p
-         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
- WHERE durable._visible(p.proowner);
+ WHERE durable._visible(c.owner);
 
 CREATE OR REPLACE VIEW durable.sockets_all WITH (security_barrier) AS
 SELECT so.class, so.id, so.socket, so.tags, so.attachment, so.connected_at
   FROM durable._sockets so
   LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) so.class
-  LEFT JOIN pg_catalog.pg_proc p
-         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
  WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()
-   AND durable._visible(p.proowner);
+   AND durable._visible(c.owner);

@@ -66,7 +66,8 @@ SELECT key, value FROM durable._storage WHERE class = 'vault';
 -- a superuser may change any class
 SELECT durable.define_class('vault', 'alice.vault', '{"durability": "sync"}');
 SELECT name, owner FROM durable.classes WHERE name = 'vault';
--- changing the function's owner changes the class owner
+-- giving the handler to another role does not give it the class: calls are refused until
+-- the owner defines the class again (here: gives the function back)
 ALTER FUNCTION alice.vault(text, text, jsonb) OWNER TO durable_carol;
 SELECT durable.call('vault', 'v', 'who'); \echo :LAST_ERROR_SQLSTATE
 ALTER FUNCTION alice.vault(text, text, jsonb) OWNER TO durable_alice;

@@ -193,9 +193,7 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 		int			n;
 		int			i;
 
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		pgstat_report_activity(STATE_RUNNING, "durable batch");
+		DurableHostTransactionStart("durable batch");
 		DurableOutboundReset();
 		if (fetch_work)
 		{
@@ -262,8 +260,7 @@ run_alone(void (*fn) (void *), void *arg)
 
 	PG_TRY();
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
+		DurableHostTransactionStart("durable host work");
 		PushActiveSnapshot(GetTransactionSnapshot());
 		fn(arg);
 		PopActiveSnapshot();
@@ -278,6 +275,7 @@ run_alone(void (*fn) (void *), void *arg)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 static void

@@ -89,6 +89,7 @@ typedef struct DurableSandbox
 } DurableSandbox;
 
 extern void DurableSandboxInitHost(void);
+extern void DurableHostTransactionStart(const char *activity);
 extern void DurableSandboxEnter(Oid owner, bool nested, DurableSandbox *sandbox);
 extern void DurableSandboxLeave(DurableSandbox *sandbox);
 extern void DurableSandboxEndCall(void);

@@ -93,10 +93,7 @@ static void
 lookup_runnable(const char *class_name, DurableClass *cls)
 {
 	DurableClassLookup(class_name, cls, false);
-	if (!OidIsValid(cls->handler))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("the handler of durable class \"%s\" no longer exists", class_name)));
+	DurableClassCheckRunnable(cls);
 }
 
 /*
@@ -241,6 +238,25 @@ run_call(DurableCall *call, DurableClass *cls, uint64 outer_chain, bool *isnull)
 }
 
 /*
+ * claim_and_run
+ *		Claim the call's alarm or send (a call from a request has nothing to
+ *		claim) and run it; a claim that finds its row gone skips the call.
+ *		Both run under the call's time limit: the claim may wait for a row
+ *		lock.
+ */
+static Datum
+claim_and_run(DurableCall *call, DurableClass *cls, uint64 outer_chain, bool *isnull)
+{
+	*isnull = true;
+	if (!DurableWorkClaim(call))
+	{
+		call->skipped = true;
+		return (Datum) 0;
+	}
+	return run_call(call, cls, outer_chain, isnull);
+}
+
+/*
  * DurableInvoke
  *		Run call in a subtransaction of the current transaction and record its
  *		outcome in call (result or error), allocated in resultcxt.
@@ -263,23 +279,20 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		Datum		result;
 		bool		isnull;
 
+		/* a nested call runs under the time limit of its outermost call */
+		if (!call->nested)
+			start_call_timer();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		lookup_runnable(call->class_name, &cls);
 		call->async_commit = cls.async_commit;
 
-		if (!DurableWorkClaim(call))
-			call->skipped = true;
-		else
+		result = claim_and_run(call, &cls, outer_chain, &isnull);
+		if (!call->nested && (timed_out = stop_call_timer()))
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("canceling statement due to durable.call_timeout")));
+		if (!call->skipped)
 		{
-			/* a nested call runs under the time limit of its outermost call */
-			if (!call->nested)
-				start_call_timer();
-			result = run_call(call, &cls, outer_chain, &isnull);
-			if (!call->nested && (timed_out = stop_call_timer()))
-				ereport(ERROR,
-						(errcode(ERRCODE_QUERY_CANCELED),
-						 errmsg("canceling statement due to durable.call_timeout")));
-
 			call->result = NULL;
 			if (!isnull)
 			{

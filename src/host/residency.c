@@ -10,6 +10,8 @@
  * (in a short transaction of its own, never inside a batch), which is what
  * the durable.objects view shows as in_memory and last_call_at.  A
  * hibernating object's cached storage is dropped as well (storage_cache.c).
+ * A flush that finds rows locked by someone else gives up after
+ * FLUSH_LOCK_TIMEOUT_MS and writes everything again next time.
  *
  * IDENTIFICATION
  *	  src/host/residency.c
@@ -31,6 +33,7 @@
 
 #define RESIDENT_KEY_BYTES (DURABLE_MAX_CLASS_BYTES + 1 + DURABLE_MAX_ID_BYTES + 1)
 #define FLUSH_INTERVAL_MS 1000
+#define FLUSH_LOCK_TIMEOUT_MS 100
 
 typedef struct Resident
 {
@@ -203,8 +206,9 @@ DurableResidencyMaintain(bool force)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz idle_before;
+	MemoryContext cxt = CurrentMemoryContext;
 	HASH_SEQ_STATUS status;
-	Resident   *r;
+	Resident   *volatile r;
 	List	   *up_class = NIL,
 			   *up_id = NIL,
 			   *up_at = NIL,
@@ -248,16 +252,36 @@ DurableResidencyMaintain(bool force)
 	if (up_class == NIL && del_class == NIL && !reset_pending)
 		return;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	/* only an UNLOGGED table changes: no need to wait for a WAL flush */
-	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "durable residency");
-	flush(up_class, up_id, up_at, del_class, del_id);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	PG_TRY();
+	{
+		DurableHostTransactionStart("durable residency");
+		/* only an UNLOGGED table changes: no need to wait for a WAL flush */
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+		/* a mirror for a view: never worth more than a moment of the host */
+		(void) set_config_option("lock_timeout", CppAsString2(FLUSH_LOCK_TIMEOUT_MS),
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		flush(up_class, up_id, up_at, del_class, del_id);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		HASH_SEQ_STATUS scan;
+
+		/* rows someone holds (a drop_class in an open transaction): all again next time */
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		reset_pending = true;
+		hash_seq_init(&scan, residents);
+		while ((r = hash_seq_search(&scan)) != NULL)
+			r->dirty = true;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

@@ -29,6 +29,10 @@
  *	  top-level call, session advisory locks and sequence state (currval,
  *	  lastval) end too.
  *
+ * The host's own statements wait for row locks at most durable.call_timeout
+ * (DurableHostTransactionStart); a handler starts from the session's
+ * lock_timeout like any other setting.
+ *
  * On an error the call's subtransaction undoes user, settings, cursors,
  * large objects and the temporary schema; DurableSandboxEndCall still runs.
  *
@@ -58,6 +62,7 @@
 #include "libpq/be-fsstubs.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -332,6 +337,28 @@ DurableSandboxInitHost(void)
 	DurableSearchPathPop(level);
 }
 
+/*
+ * DurableHostTransactionStart
+ *		Start a transaction of the host (activity names it in
+ *		pg_stat_activity).  The host's own statements in it (claiming an alarm,
+ *		recording a failure, writing held storage values at commit, residency)
+ *		run outside any call's time limit, so a row lock that someone holds on
+ *		the extension's tables (a drop_class in an open transaction, a
+ *		superuser's hand edit) makes them give up after durable.call_timeout
+ *		instead of stalling the host.  Handlers start from the setting a
+ *		session would have (DurableSandboxEnter).
+ */
+void
+DurableHostTransactionStart(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (durable_call_timeout > 0)
+		(void) set_config_option("lock_timeout", psprintf("%d", durable_call_timeout),
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
 /* ----------------------------------------------------------------------
  * Entering and leaving a handler
  * ----------------------------------------------------------------------
@@ -440,6 +467,9 @@ DurableSandboxEnter(Oid owner, bool nested, DurableSandbox *sandbox)
 	sandbox->guc_level = NewGUCNestLevel();
 	if (nested)
 		reset_changed_settings();
+	else
+		(void) set_config_option("lock_timeout", NULL, PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	apply_owner_settings(owner);
 	constraints_immediate();
 }

@@ -52,6 +52,14 @@
 /* values larger than this are written through, not kept */
 #define CACHE_VALUE_BYTES 8192
 
+/*
+ * A call that holds more changes than this writes them at once, inside the
+ * call and under its time limit, instead of leaving a long write to the
+ * batch's commit, where nothing limits it.
+ */
+#define HELD_FLUSH_CHANGES 4096
+#define HELD_FLUSH_BYTES (4 * 1024 * 1024)
+
 typedef enum EntryState
 {
 	ENTRY_UNKNOWN = 0,			/* not known: read the table */
@@ -89,6 +97,8 @@ static MemoryContext CacheContext = NULL;
 static HTAB *entries = NULL;
 static UndoRecord *undo = NULL;
 static int	nundo = 0;
+static int	held_changes = 0;		/* changes held since the last flush */
+static Size held_bytes = 0;
 static int	undo_size = 0;
 static uint64 seen_epoch = 0;
 static bool callbacks_registered = false;
@@ -137,6 +147,8 @@ cache_reset(void)
 	entries = NULL;
 	undo = NULL;
 	nundo = undo_size = 0;
+	held_changes = 0;
+	held_bytes = 0;
 }
 
 static void cache_xact_event(XactEvent event, void *arg);
@@ -278,6 +290,8 @@ forget_undo(void)
 		if (undo[i].value && undo[i].value != undo[i].new_value)
 			pfree(undo[i].value);
 	nundo = 0;
+	held_changes = 0;
+	held_bytes = 0;
 }
 
 static void
@@ -300,15 +314,7 @@ cache_xact_event(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			/*
-			 * Outside any call, so durable.call_timeout does not run: a row
-			 * lock held by someone writing durable._storage by hand must not
-			 * stall the host forever.  (The setting ends with the transaction.)
-			 */
-			if (nundo > 0 && durable_call_timeout > 0)
-				(void) set_config_option("lock_timeout", psprintf("%d", durable_call_timeout),
-										 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
-										 true, 0, false);
+			/* outside any call: lock waits end at lock_timeout (sandbox.c) */
 			DurableCacheFlush();
 			break;
 		case XACT_EVENT_COMMIT:
@@ -410,6 +416,16 @@ DurableCacheFill(const char *class_name, const char *id, const text *key, const 
 	change(e, value ? ENTRY_PRESENT : ENTRY_ABSENT, false, value ? copy_value(value) : NULL);
 }
 
+/* a change of bytes bytes is held: write them all now if the call holds too many */
+static void
+hold(Size bytes)
+{
+	held_changes++;
+	held_bytes += bytes;
+	if (held_changes >= HELD_FLUSH_CHANGES || held_bytes >= HELD_FLUSH_BYTES)
+		DurableCacheFlush();
+}
+
 /*
  * DurableCachePut
  *		Hold the new value of (class, id, key) until commit.  False if the
@@ -422,6 +438,7 @@ DurableCachePut(const char *class_name, const char *id, const text *key, const J
 	if (!cache_enabled() || VARSIZE(value) > CACHE_VALUE_BYTES)
 		return false;
 	change(lookup(class_name, id, key, true), ENTRY_PRESENT, true, copy_value(value));
+	hold(VARSIZE(value));
 	return true;
 }
 
@@ -444,6 +461,7 @@ DurableCacheDelete(const char *class_name, const char *id, const text *key)
 	if (e->state == ENTRY_ABSENT)
 		return 0;
 	change(e, ENTRY_ABSENT, true, NULL);
+	hold(0);
 	return 1;
 }
 
@@ -526,6 +544,8 @@ DurableCacheFlush(void)
 	DurableSpiState spi;
 	bool		pushed = false;
 
+	held_changes = 0;
+	held_bytes = 0;
 	if (n == 0)
 		return false;
 	/* at pre-commit no statement holds a snapshot */

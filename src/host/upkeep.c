@@ -148,10 +148,8 @@ DurableClassDirMaintain(void)
 	if (!send && epoch == cleaned_epoch)
 		return;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
+	DurableHostTransactionStart("durable class directory");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "durable class directory");
 	if (send)
 		sent_epoch = send_classes() ? epoch : 0;
 	if (epoch != cleaned_epoch && DurableExtensionPresent())

@@ -16,6 +16,11 @@
  * Sends to one object are taken in send order; while the oldest pending
  * send of an object waits for a retry, the later ones wait behind it.
  *
+ * The rows are read FOR UPDATE SKIP LOCKED: the batch holds them until it
+ * commits, so claiming and rescheduling never wait, and a row someone else
+ * holds (a drop_class in an open transaction) is left alone instead of
+ * stalling the host; it is looked at again on the next round.
+ *
  * IDENTIFICATION
  *	  src/host/work.c
  *
@@ -98,27 +103,32 @@ static const DurableStatement statements[PLAN_COUNT] =
 		"                                     'attempt', attempt OPERATOR(pg_catalog.+) 1) "
 		"  FROM durable._alarms "
 		" WHERE at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() AND" MINE
-		" ORDER BY at LIMIT $3",
+		" ORDER BY at LIMIT $3 FOR UPDATE SKIP LOCKED",
 		3, {INT4OID, INT4OID, INT4OID}
 	},
 	[PLAN_NEXT_ALARM] = {
-		"SELECT at FROM durable._alarms WHERE" MINE " ORDER BY at LIMIT 1",
+		"SELECT at FROM durable._alarms WHERE" MINE " ORDER BY at LIMIT 1 FOR UPDATE SKIP LOCKED",
 		2, {INT4OID, INT4OID}
 	},
 	[PLAN_PENDING_SENDS] = {
 		"SELECT seq, class, id, method, args, attempt, "
 		"       not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp(), not_before "
-		"  FROM durable._outbox WHERE" MINE " ORDER BY seq LIMIT $3",
+		"  FROM durable._outbox WHERE" MINE " ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED",
 		3, {INT4OID, INT4OID, INT4OID}
 	},
 };
 
 static SPIPlanPtr plans[PLAN_COUNT];
 
+/* run statement which; never read-only: the SELECTs lock the rows they return */
 static void
 execute(int which, Datum *values, int expected)
 {
-	DurableSpiRun(&statements[which], &plans[which], values, NULL, expected);
+	const DurableStatement *stmt = &statements[which];
+
+	DurableSpiExecute(DurableSpiPlan(&plans[which], stmt->sql, stmt->nargs,
+									 (Oid *) stmt->argtypes),
+					  values, NULL, false, expected);
 }
 
 /*

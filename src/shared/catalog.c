@@ -250,6 +250,7 @@ load_class(DurableClass *entry)
 {
 	static const char *sql =
 		"SELECT pg_catalog.to_regprocedure(c.handler)::pg_catalog.oid, p.proowner, "
+		"       c.owner::pg_catalog.oid, "
 		"       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::pg_catalog.bool, false), "
 		"       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::pg_catalog.bool, false), "
 		"       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') "
@@ -262,6 +263,7 @@ load_class(DurableClass *entry)
 	Datum		values[1];
 	DurableSpiState spi;
 	bool		isnull;
+	Oid			handler_owner;
 
 	values[0] = CStringGetTextDatum(entry->name);
 	DurableSpiBegin(&spi);
@@ -277,10 +279,16 @@ load_class(DurableClass *entry)
 		d = SPI_getbinval(tup, desc, 1, &isnull);
 		entry->handler = isnull ? InvalidOid : DatumGetObjectId(d);
 		d = SPI_getbinval(tup, desc, 2, &isnull);
+		handler_owner = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = SPI_getbinval(tup, desc, 3, &isnull);
 		entry->owner = isnull ? InvalidOid : DatumGetObjectId(d);
-		entry->websocket = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-		entry->http = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-		entry->async_commit = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		entry->websocket = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		entry->http = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		entry->async_commit = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		/* a handler some other role owns now never runs as the class */
+		entry->detached = OidIsValid(entry->handler) && handler_owner != entry->owner;
+		if (entry->detached)
+			entry->handler = InvalidOid;
 	}
 	DurableSpiEnd(&spi);
 }
@@ -317,6 +325,28 @@ DurableClassLookup(const char *name, DurableClass *out, bool missing_ok)
 	}
 	*out = *entry;
 	return true;
+}
+
+/*
+ * DurableClassCheckRunnable
+ *		ERROR unless class cls can run calls: its handler exists and is still
+ *		owned by the class owner.
+ */
+void
+DurableClassCheckRunnable(const DurableClass *cls)
+{
+	if (cls->detached)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the handler of durable class \"%s\" is not owned by the class owner",
+						cls->name),
+				 errdetail("The function the class names was dropped and created again by another role, or given to another role."),
+				 errhint("The class owner (or a superuser) defines the class again with a function the owner owns.")));
+	if (!OidIsValid(cls->handler))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler of durable class \"%s\" no longer exists", cls->name),
+				 errhint("Define the class again with durable.define_class().")));
 }
 
 /*

@@ -22,7 +22,8 @@ typedef struct DurableClass
 	char		name[NAMEDATALEN];	/* hash key */
 	bool		valid;			/* false: reload on next lookup */
 	Oid			handler;		/* InvalidOid: the handler function is gone */
-	Oid			owner;			/* owner of the handler = owner of the class */
+	Oid			owner;			/* the class owner (durable._classes.owner) */
+	bool		detached;		/* its handler is owned by another role now */
 	bool		websocket;
 	bool		http;
 	bool		async_commit;	/* durability: async */
@@ -45,6 +46,7 @@ typedef struct DurableStatement
 } DurableStatement;
 
 extern bool DurableClassLookup(const char *name, DurableClass *out, bool missing_ok);
+extern void DurableClassCheckRunnable(const DurableClass *cls);
 extern void DurableClassesInvalidate(void);
 extern bool DurableExtensionPresent(void);
 extern int	DurableSearchPathPush(void);

@@ -116,11 +116,7 @@ check_call_args(FunctionCallInfo fcinfo, char **class_name, char **id,
 	DurableCheckMessageSize(VARSIZE(*args), "call argument");
 
 	DurableClassLookup(*class_name, &cls, false);
-	if (!OidIsValid(cls.handler))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("the handler of durable class \"%s\" no longer exists", *class_name),
-				 errhint("Define the class again with durable.define_class().")));
+	DurableClassCheckRunnable(&cls);
 	aclresult = DurableProcAclcheck(cls.handler, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		ereport(ERROR,

@@ -4,9 +4,12 @@
  *	  durable.define_class() and durable.drop_class().
  *
  * A class binds a name to a handler function (id text, method text, args
- * jsonb) RETURNS jsonb.  Its owner is the handler's owner: only a role that
- * owns the handler may define a class with it, and redefining or dropping a
- * class takes membership in its owner (superusers may do anything).  Both
+ * jsonb) RETURNS jsonb.  Its owner is the handler's owner when it is defined,
+ * stored in durable._classes: only a role that owns the handler may define a
+ * class with it, and redefining or dropping a class takes the privileges of
+ * its stored owner (superusers may do anything).  Calls run only while the
+ * handler still belongs to that owner (catalog.c), so a function of the same
+ * name made by someone else never takes a class over.  Both
  * functions write durable._classes as the extension owner (catalog.c) and
  * tell every process to drop its cached copy at commit.
  *
@@ -29,6 +32,7 @@
 #include "shared/objects.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -68,7 +72,8 @@ lock_xact(uint32 field2, uint32 field3, uint16 field4)
  * lock_and_read_owner
  *		Serialise with every other definition of class name, then read its
  *		row FOR UPDATE in a new snapshot.  False if the class does not exist;
- *		else *owner is its owner (InvalidOid when its handler is gone).
+ *		else *owner is its owner (InvalidOid for a 0.1 class whose handler was
+ *		already gone when the extension was updated).
  */
 static bool
 lock_and_read_owner(const char *name, Oid *owner)
@@ -79,17 +84,17 @@ lock_and_read_owner(const char *name, Oid *owner)
 	bool		exists;
 	bool		isnull;
 
+	/* 64 bits of two independent hashes: no name can be made to share another's lock */
 	lock_xact(hash_bytes((const unsigned char *) name, strlen(name)),
-			  (uint32) strlen(name), LOCK_CLASS_NAME);
+			  (uint32) hash_bytes_extended((const unsigned char *) name, strlen(name),
+										   LOCK_CLASS_NAME),
+			  LOCK_CLASS_NAME);
 	values[0] = CStringGetTextDatum(name);
 	DurableSpiBegin(&spi);
 	/* not read-only: a new snapshot sees what the transaction we waited for did */
 	DurableSpiExecute(DurableSpiPlan(&owner_plan,
-									 "SELECT p.proowner FROM durable._classes c "
-									 "  LEFT JOIN pg_catalog.pg_proc p "
-									 "         ON p.oid OPERATOR(pg_catalog.=) "
-									 "            pg_catalog.to_regprocedure(c.handler) "
-									 " WHERE c.name OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
+									 "SELECT owner::pg_catalog.oid FROM durable._classes "
+									 " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 									 1, types),
 					  values, NULL, false, SPI_OK_SELECT);
 	exists = SPI_processed == 1;
@@ -125,11 +130,8 @@ check_class_quota(Oid owner)
 	values[0] = ObjectIdGetDatum(owner);
 	DurableSpiBegin(&spi);
 	DurableSpiExecute(DurableSpiPlan(&count_plan,
-									 "SELECT pg_catalog.count(*) FROM durable._classes c "
-									 "  JOIN pg_catalog.pg_proc p "
-									 "    ON p.oid OPERATOR(pg_catalog.=) "
-									 "       pg_catalog.to_regprocedure(c.handler) "
-									 " WHERE p.proowner OPERATOR(pg_catalog.=) $1",
+									 "SELECT pg_catalog.count(*) FROM durable._classes "
+									 " WHERE owner OPERATOR(pg_catalog.=) $1::pg_catalog.regrole",
 									 1, types),
 					  values, NULL, false, SPI_OK_SELECT);
 	owned = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
@@ -156,6 +158,7 @@ check_handler(Oid proc)
 	Form_pg_proc form;
 	Oid			owner;
 	bool		ok;
+	bool		temporary;
 
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
@@ -163,6 +166,7 @@ check_handler(Oid proc)
 				 errmsg("function with OID %u does not exist", proc)));
 	form = (Form_pg_proc) GETSTRUCT(tuple);
 	owner = form->proowner;
+	temporary = isAnyTempNamespace(form->pronamespace);
 	ok = form->prokind == PROKIND_FUNCTION && !form->proretset &&
 		form->prorettype == JSONBOID && form->pronargs == 3 &&
 		form->proargtypes.values[0] == TEXTOID &&
@@ -174,6 +178,11 @@ check_handler(Oid proc)
 				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
 				 errmsg("function %s cannot be a class handler", format_procedure(proc)),
 				 errdetail("A handler is a function (id text, method text, args jsonb) RETURNS jsonb.")));
+	if (temporary)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("a temporary function cannot be a class handler"),
+				 errdetail("A temporary function ends with its session; a class outlives it.")));
 	return owner;
 }
 
@@ -262,7 +271,7 @@ check_class_owner(const char *name, Oid owner)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of durable class \"%s\"", name),
-				 errdetail("The owner of a class is the owner of its handler function.")));
+				 errdetail("The owner of a class is the role that owned its handler function when the class was defined.")));
 }
 
 /*
@@ -278,8 +287,8 @@ durable_define_class(PG_FUNCTION_ARGS)
 	Oid			owner;
 	Oid			handler_owner;
 	DurableSpiState spi;
-	Datum		values[3];
-	Oid			types[3] = {TEXTOID, TEXTOID, JSONBOID};
+	Datum		values[4];
+	Oid			types[4] = {TEXTOID, TEXTOID, JSONBOID, OIDOID};
 
 	DurableCheckReady();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -301,19 +310,23 @@ durable_define_class(PG_FUNCTION_ARGS)
 	if (lock_and_read_owner(name, &owner))
 		check_class_owner(name, owner);
 	else
+		owner = InvalidOid;
+	/* a new class, or one that changes hands, counts against its new owner */
+	if (owner != handler_owner)
 		check_class_quota(handler_owner);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(format_procedure_qualified(handler));
 	values[2] = JsonbPGetDatum(options);
+	values[3] = ObjectIdGetDatum(handler_owner);
 	DurableSpiBegin(&spi);
 	DurableSpiExecute(DurableSpiPlan(&upsert_plan,
-									 "INSERT INTO durable._classes (name, handler, options) "
-									 "VALUES ($1, $2, $3) "
+									 "INSERT INTO durable._classes (name, handler, options, owner) "
+									 "VALUES ($1, $2, $3, $4::pg_catalog.regrole) "
 									 "ON CONFLICT (name) DO UPDATE "
 									 "   SET handler = EXCLUDED.handler, options = EXCLUDED.options, "
-									 "       updated_at = pg_catalog.now()",
-									 3, types),
+									 "       owner = EXCLUDED.owner, updated_at = pg_catalog.now()",
+									 4, types),
 					  values, NULL, false, SPI_OK_INSERT);
 	DurableSpiEnd(&spi);
 	DurableClassesInvalidate();

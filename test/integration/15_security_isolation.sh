@@ -4,7 +4,9 @@
 # Each check is one attack an ordinary role could try, with two owners and both hosts:
 #   temporary objects, settings a nested call inherits, cursors, prepared statements, LISTEN,
 #   session advisory locks, large objects, sequences, deferred triggers, role and database
-#   settings, call_timeout caught away, the class directory filled by one role, views.
+#   settings, call_timeout caught away, the class directory filled by one role, views, a
+#   handler name taken over by another role, a drop_class holding rows the hosts need, a call
+#   leaving a huge write to the batch's commit.
 # (The define_class race is test/specs/define_class_race.spec.)
 source "$TEST_ROOT/test/lib.sh"
 set -u
@@ -468,10 +470,138 @@ is "durable.classes shows alice her class with its handler" \
     "$(as it15_alice "SELECT name || ' ' || handler::text FROM durable.classes")" \
     "it15_vault it15_app.vault(text,text,jsonb)"
 
+# --- 8. a class belongs to its owner, not to whatever function its handler's name finds ----------
+sql "CREATE SCHEMA it15_shared; GRANT USAGE, CREATE ON SCHEMA it15_shared TO it15_alice, it15_mallory" >/dev/null
+ledger_fn="CREATE FUNCTION it15_shared.ledger(id text, method text, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS \$\$
+BEGIN
+    IF method = 'init' THEN PERFORM durable.put('balance', '100'); RETURN 'true'; END IF;
+    RETURN durable.get('balance');
+END \$\$;
+GRANT EXECUTE ON FUNCTION it15_shared.ledger(text, text, jsonb) TO PUBLIC;"
+as it15_alice "$ledger_fn SELECT durable.define_class('it15_ledger', 'it15_shared.ledger', '{\"http\": true}');" >/dev/null
+as it15_alice "SELECT durable.call('it15_ledger', 'l1', 'init')" >/dev/null
+# alice drops her handler (say, to change its signature); mallory is quick to take the name
+as it15_alice "DROP FUNCTION it15_shared.ledger(text, text, jsonb)" >/dev/null
+as it15_mallory "CREATE FUNCTION it15_shared.ledger(id text, method text, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS \$\$
+BEGIN
+    PERFORM durable.put('balance', '0');
+    RETURN jsonb_build_object('stolen', durable.get('balance'), 'user', current_user);
+END \$\$;
+GRANT EXECUTE ON FUNCTION it15_shared.ledger(text, text, jsonb) TO PUBLIC;" >/dev/null
+is "a function of another role with the class's handler name never runs as the class (42501)" \
+    "$(sqlstate "$(as it15_mallory "SELECT durable.call('it15_ledger', 'l1', 'steal')")")" 42501
+is "... not over HTTP either (403)" "$(http_call it15_ledger l1 steal)" 403
+is "... nor for the class owner's own calls (42501)" \
+    "$(sqlstate "$(as it15_alice "SELECT durable.call('it15_ledger', 'l1', 'get')")")" 42501
+is "alice's storage is untouched" \
+    "$(sql "SELECT value FROM durable._storage WHERE class = 'it15_ledger' AND id = 'l1' AND key = 'balance'")" 100
+is "mallory cannot redefine alice's class with her function (42501)" \
+    "$(sqlstate "$(as it15_mallory "SELECT durable.define_class('it15_ledger', 'it15_shared.ledger')")")" 42501
+is "mallory cannot drop alice's class (42501)" \
+    "$(sqlstate "$(as it15_mallory "SELECT durable.drop_class('it15_ledger', true)")")" 42501
+as it15_mallory "DROP FUNCTION it15_shared.ledger(text, text, jsonb)" >/dev/null
+as it15_alice "$ledger_fn SELECT durable.define_class('it15_ledger', 'it15_shared.ledger', '{\"http\": true}');" >/dev/null
+is "re-created by its owner, the class runs again with its storage" \
+    "$(as it15_alice "SELECT durable.call('it15_ledger', 'l1', 'get')")" 100
+sql "ALTER FUNCTION it15_shared.ledger(text, text, jsonb) OWNER TO it15_mallory" >/dev/null
+is "a handler given to another role leaves the class unusable (42501)" \
+    "$(sqlstate "$(as it15_mallory "SELECT durable.call('it15_ledger', 'l1', 'get')")")" 42501
+is "durable.classes still shows the class to alice, not to mallory" \
+    "$(as it15_alice "SELECT count(*) FROM durable.classes WHERE name = 'it15_ledger'")/$(as it15_mallory "SELECT count(*) FROM durable.classes WHERE name = 'it15_ledger'")" 1/0
+sql "SELECT durable.drop_class('it15_ledger', true); DROP FUNCTION it15_shared.ledger(text, text, jsonb)" >/dev/null
+
+sql "ALTER SYSTEM SET durable.max_classes_per_role = 3" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+as it15_mallory "CREATE FUNCTION it15_m.q(id text, method text, args jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb';
+SELECT durable.define_class('it15_q1', 'it15_m.q'); SELECT durable.define_class('it15_q2', 'it15_m.q');
+ALTER FUNCTION it15_m.q(text, text, jsonb) RENAME TO q_renamed;" >/dev/null
+is "renaming a handler does not free its class from the owner's quota (54000)" \
+    "$(sqlstate "$(as it15_mallory "SELECT durable.define_class('it15_q3', 'it15_m.q_renamed')")")" 54000
+sql "ALTER SYSTEM RESET durable.max_classes_per_role" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sql "SELECT durable.drop_class('it15_q1'); SELECT durable.drop_class('it15_q2')" >/dev/null
+out=$(psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "SET ROLE it15_mallory" \
+    -c "CREATE FUNCTION pg_temp.h(id text, method text, args jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb'" \
+    -c "SELECT durable.define_class('it15_tmp', 'pg_temp.h')" 2>&1)
+is "a temporary function cannot be a class handler (42P13)" "$(sqlstate "$out")" 42P13
+
+# --- 9. a drop_class in an open transaction does not stall the hosts ------------------------------
+sql "ALTER SYSTEM SET durable.call_timeout = '1s'" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+as it15_alice "CREATE FUNCTION it15_app.doomed(id text, method text, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS \$\$
+BEGIN
+    IF method = 'arm' THEN
+        PERFORM durable.put('armed', 'true');
+        PERFORM durable.set_alarm(now() + interval '1 second');
+    ELSIF method = '\$alarm' THEN
+        PERFORM durable.put('fired', 'true');
+    END IF;
+    RETURN durable.get('fired');
+END \$\$;
+SELECT durable.define_class('it15_doomed', 'it15_app.doomed');" >/dev/null
+for o in $ids; do as it15_alice "SELECT durable.call('it15_doomed', '$o', 'arm')" >/dev/null; done
+# alice starts dropping the class and thinks about it for 5 s: its rows in _storage, _alarms,
+# _residency are locked meanwhile; the alarms fall due after 1 s
+as it15_alice "BEGIN; SELECT durable.drop_class('it15_doomed', true); SELECT pg_sleep(5); ROLLBACK;" >/dev/null &
+dropper=$!
+sleep 0.5
+worst=0
+for i in 1 2 3 4 5 6 7 8; do
+    for o in o1 o2 o3 o4; do
+        t0=$(date +%s%N)
+        sql_try "SELECT durable.call('it15_audit', '$o', 'pid')" >/dev/null
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        [ $ms -gt $worst ] && worst=$ms
+    done
+    sleep 0.4
+done
+wait $dropper
+check "while a drop_class transaction holds the class's rows, other objects on every host answer within 2 s (worst $worst ms)" \
+    [ $worst -lt 2000 ]
+fired=0
+for i in $(seq 1 40); do
+    fired=$(sql "SELECT count(*) FROM durable._storage WHERE class = 'it15_doomed' AND key = 'fired'")
+    [ "$fired" = 8 ] && break
+    sleep 0.25
+done
+is "its due alarms run after it rolls back" "$fired" 8
+sql "SELECT durable.drop_class('it15_doomed', true)" >/dev/null
+
+# --- 10. a call cannot leave a long write to the batch's commit -----------------------------------
+as it15_mallory "CREATE FUNCTION it15_m.big(id text, method text, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS \$\$
+BEGIN
+    IF method = 'count' THEN RETURN to_jsonb(durable.get('k1')); END IF;
+    PERFORM durable.put((SELECT jsonb_object_agg('k' || i, i) FROM generate_series(1, 200000) i));
+    RETURN 'true';
+END \$\$;
+SELECT durable.define_class('it15_big', 'it15_m.big');" >/dev/null
+as it15_mallory "SELECT durable.call('it15_big', '$same_m', 'fill')" >"$tmp/big.out" 2>&1 &
+big=$!
+sleep 0.3
+t1=$(date +%s%N)
+sql_try "SELECT durable.call('it15_vault', '$same_a', 'get')" >/dev/null
+t2=$(date +%s%N)
+wait $big
+is "a call holding 200,000 changed keys ends at its durable.call_timeout (57014)" \
+    "$(sqlstate "$(cat "$tmp/big.out")")" 57014
+is "... and none of its keys were written" \
+    "$(sql "SELECT count(*) FROM durable._storage WHERE class = 'it15_big'")" 0
+check "... an object on the same host waited at most 3 s ($(((t2 - t1) / 1000000)) ms)" \
+    [ $(((t2 - t1) / 1000000)) -lt 3000 ]
+sql "SELECT durable.drop_class('it15_big', true)" >/dev/null
+sql "ALTER SYSTEM RESET durable.call_timeout" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+
 # --- cleanup ------------------------------------------------------------------------------------
 sql "SET client_min_messages = warning;
 SELECT durable.drop_class(c, true) FROM unnest(ARRAY['it15_mallory', 'it15_vault', 'it15_audit', 'it15_eve']) c;
-DROP SCHEMA it15_m, it15_app, it15_e CASCADE;
+DROP SCHEMA it15_m, it15_app, it15_e, it15_shared CASCADE;
 DROP FUNCTION it15_audit_h(text, text, jsonb);
 DROP TABLE public.it15_audit;
 SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE lomowner = 'it15_alice'::regrole;
