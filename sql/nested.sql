@@ -1,4 +1,5 @@
--- calls between objects: same host (inline) and other host; cycles end in 40P01
+-- calls between objects: of the same owner inline (one process, one transaction); of another
+-- owner on that owner's own host (another process); cycles end in 40P01
 CREATE FUNCTION relay(id text, method text, args jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -14,7 +15,8 @@ BEGIN
         RETURN coalesce(durable.get('n'), '0');
     WHEN 'call' THEN
         PERFORM durable.put('relayed', 'true');
-        r := durable.call('relay', args->>'to', args->>'method', coalesce(args->'args', '{}'));
+        r := durable.call(coalesce(args->>'class', 'relay'), args->>'to', args->>'method',
+                          coalesce(args->'args', '{}'));
         IF (args->>'fail_after')::boolean THEN
             RAISE EXCEPTION 'caller fails after its nested call' USING ERRCODE = 'P0043';
         END IF;
@@ -23,37 +25,42 @@ BEGIN
 END
 $$;
 SELECT durable.define_class('relay', 'relay');
--- find objects on the same host as 'a' and on the other host
-CREATE TEMP TABLE placement AS
-SELECT 'r' || g AS id, durable.call('relay', 'r' || g, 'pid')::int = durable.call('relay', 'a', 'pid')::int AS same_host
-  FROM generate_series(1, 40) g;
-SELECT count(*) FILTER (WHERE same_host) > 0 AS have_same, count(*) FILTER (WHERE NOT same_host) > 0 AS have_other
-  FROM placement;
-SELECT min(id) AS same FROM placement WHERE same_host \gset
-SELECT min(id) AS other FROM placement WHERE NOT same_host \gset
-SELECT max(id) AS other2 FROM placement WHERE NOT same_host \gset
--- a nested call on the same host and on the other host return the callee's result
-SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'same', 'method', 'inc')) -> 'got' AS same_host_result;
-SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'inc')) -> 'got' AS other_host_result;
--- two levels deep, through the other host and back to a third object
-SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'call',
-         'args', jsonb_build_object('to', 'zz', 'method', 'inc'))) #> '{got,got}' AS two_levels;
--- a chain that comes back to a host and leaves it again: a(A) -> other(B) -> same(A) -> other2(B)
-SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'call',
-         'args', jsonb_build_object('to', :'same', 'method', 'call',
-           'args', jsonb_build_object('to', :'other2', 'method', 'inc')))) #> '{got,got,got}' AS four_levels;
--- a cycle ends in 40P01, never a hang: on one object, and across hosts
+-- the same handler as a class of another owner: its calls run on that owner's hosts
+CREATE ROLE regress_relay_owner;
+CREATE FUNCTION relay_other(id text, method text, args jsonb) RETURNS jsonb
+LANGUAGE sql AS 'SELECT relay(id, method, args)';
+ALTER FUNCTION relay_other(text, text, jsonb) OWNER TO regress_relay_owner;
+SET ROLE regress_relay_owner;
+SELECT durable.define_class('relay_other', 'relay_other');
+RESET ROLE;
+-- a callee of the same owner runs in its caller's process; one of another owner never does
+SELECT durable.call('relay', 'a', 'call', '{"to": "s1", "method": "pid"}') -> 'got' =
+       to_jsonb(durable.call('relay', 'a', 'pid')) AS same_owner_same_process;
+SELECT durable.call('relay', 'a', 'call', '{"class": "relay_other", "to": "o1", "method": "pid"}') -> 'got' <>
+       to_jsonb(durable.call('relay', 'a', 'pid')) AS other_owner_other_process;
+-- a nested call of the same owner and of another owner return the callee's result
+SELECT durable.call('relay', 'a', 'call', '{"to": "s1", "method": "inc"}') -> 'got' AS same_owner_result;
+SELECT durable.call('relay', 'a', 'call', '{"class": "relay_other", "to": "o1", "method": "inc"}') -> 'got'
+    AS other_owner_result;
+-- two levels deep, through the other owner's host to a third object
+SELECT durable.call('relay', 'a', 'call', '{"class": "relay_other", "to": "o1", "method": "call",
+         "args": {"class": "relay_other", "to": "zz", "method": "inc"}}') #> '{got,got}' AS two_levels;
+-- a chain that comes back to a host and leaves it again: a -> o1 (other owner) -> s1 -> o2
+SELECT durable.call('relay', 'a', 'call', '{"class": "relay_other", "to": "o1", "method": "call",
+         "args": {"to": "s1", "method": "call",
+           "args": {"class": "relay_other", "to": "o2", "method": "inc"}}}') #> '{got,got,got}' AS four_levels;
+-- a cycle ends in 40P01, never a hang: on one object, and across owners' hosts
 SELECT durable.call('relay', 'a', 'call', '{"to": "a", "method": "get"}'); \echo :LAST_ERROR_SQLSTATE
-SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'call',
-         'args', jsonb_build_object('to', 'a', 'method', 'get'))); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.call('relay', 'a', 'call', '{"class": "relay_other", "to": "o1", "method": "call",
+         "args": {"to": "a", "method": "get"}}'); \echo :LAST_ERROR_SQLSTATE
 -- the objects of the failed cycles kept no effect of the failed calls
 SELECT durable.call('relay', 'a', 'get') AS a_untouched;
--- what is atomic: when the calling call fails after its nested call, a nested call on the same
--- host is rolled back with it; one on another host had already committed
-SELECT durable.call('relay', :'same', 'get') AS same_before, durable.call('relay', :'other', 'get') AS other_before;
-SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'same', 'method', 'inc', 'fail_after', true)); \echo :LAST_ERROR_SQLSTATE
-SELECT durable.call('relay', 'a', 'call', jsonb_build_object('to', :'other', 'method', 'inc', 'fail_after', true)); \echo :LAST_ERROR_SQLSTATE
-SELECT durable.call('relay', :'same', 'get') AS same_after, durable.call('relay', :'other', 'get') AS other_after;
+-- what is atomic: when the calling call fails after its nested call, a nested call of the same
+-- owner is rolled back with it; one of another owner had already committed
+SELECT durable.call('relay', 's1', 'get') AS same_before, durable.call('relay_other', 'o1', 'get') AS other_before;
+SELECT durable.call('relay', 'a', 'call', '{"to": "s1", "method": "inc", "fail_after": true}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.call('relay', 'a', 'call', '{"class": "relay_other", "to": "o1", "method": "inc", "fail_after": true}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.call('relay', 's1', 'get') AS same_after, durable.call('relay_other', 'o1', 'get') AS other_after;
 -- a nested call still checks the target: unknown class, bad id
 CREATE FUNCTION relay_bad(id text, method text, args jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$ BEGIN RETURN durable.call(args->>'class', args->>'id', 'get'); END $$;
@@ -61,3 +68,6 @@ SELECT durable.define_class('relay_bad', 'relay_bad');
 SELECT durable.call('relay_bad', 'x', 'go', '{"class": "nope", "id": "x"}'); \echo :LAST_ERROR_SQLSTATE
 SELECT durable.call('relay_bad', 'x', 'go', '{"class": "relay", "id": ""}'); \echo :LAST_ERROR_SQLSTATE
 SELECT durable.drop_class('relay_bad');
+SELECT durable.drop_class('relay_other', true);
+DROP FUNCTION relay_other(text, text, jsonb);
+DROP ROLE regress_relay_owner;

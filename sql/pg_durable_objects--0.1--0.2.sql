@@ -97,3 +97,30 @@ SELECT so.class, so.id, so.socket, so.tags, so.attachment, so.connected_at
   LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) so.class
  WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()
    AND durable._visible(c.owner);
+
+--------------------------------------------------------------------------------
+-- Hosts belong to class owners and come and go (docs/internals.md, Scheduler): the view
+-- shows whose classes each runs, whether it is a home or an extra host, and what it is
+-- busy with.  The first seven columns are those of 0.1.
+--------------------------------------------------------------------------------
+
+DROP VIEW durable.hosts;
+DROP FUNCTION durable._hosts();
+CREATE FUNCTION durable._hosts(OUT host integer, OUT pid integer, OUT objects bigint,
+                               OUT queue_depth bigint, OUT calls bigint, OUT errors bigint,
+                               OUT batches bigint, OUT owner oid, OUT home integer,
+                               OUT state text, OUT busy_ms double precision,
+                               OUT waiting boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'durable_host_stats'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable._hosts() IS
+    'Private: one row per host slot in use, read from shared memory; use the view durable.hosts';
+
+CREATE VIEW durable.hosts AS
+SELECT h.host, h.pid, h.owner::pg_catalog.regrole AS owner, h.home, h.state, h.busy_ms,
+       h.waiting, h.objects, h.queue_depth, h.calls, h.errors, h.batches
+  FROM durable._hosts() h;
+COMMENT ON VIEW durable.hosts IS
+    'Host workers: the class owner each runs, home number (NULL: an extra host), state, how long its running call has run, whether it waits for another object, objects in memory, queued calls, calls, errors and batches since start';
+GRANT SELECT ON durable.hosts TO PUBLIC;

@@ -4,7 +4,7 @@ SELECT name, handler, owner, websocket, http, durability, auto_response
 SELECT class, id, keys, bytes > 0 AS has_bytes, sockets
   FROM durable.objects WHERE class = 'counter' AND id IN ('c1', 'c3', 'c4') ORDER BY id;
 -- hosts count calls, errors and batches
-SELECT count(*) AS hosts, sum(calls) > 0 AS called, sum(errors) > 0 AS errored,
+SELECT count(*) > 0 AS hosts, sum(calls) > 0 AS called, sum(errors) > 0 AS errored,
        sum(batches) > 0 AS batched, sum(queue_depth) AS queued
   FROM durable.hosts;
 -- objects called recently are in memory (the hosts write this at most once a second)

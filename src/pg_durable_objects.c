@@ -29,6 +29,7 @@
 #include "shared/epochs.h"
 #include "shared/gateway_link.h"
 #include "shared/hosts.h"
+#include "shared/lanes.h"
 #include "shared/replies.h"
 #include "shared/settings.h"
 #include "sql/sql.h"
@@ -51,6 +52,7 @@ durable_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	DurableHostsShmemRequest();
+	DurableLanesShmemRequest();
 	DurableRepliesShmemRequest();
 	DurableAreaShmemRequest();
 	DurableGatewayLinkShmemRequest();
@@ -63,6 +65,7 @@ durable_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	DurableHostsShmemStartup();
+	DurableLanesShmemStartup();
 	DurableRepliesShmemStartup();
 	DurableAreaShmemStartup();
 	DurableGatewayLinkShmemStartup();
@@ -110,6 +113,6 @@ _PG_init(void)
 	ProcessUtility_hook = durable_process_utility;
 
 	DurableGatewayInit();
-	DurableHostsRegister();
+	DurableSchedulerRegister();
 	DurableGatewayRegister();
 }

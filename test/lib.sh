@@ -101,10 +101,10 @@ wait_for() {
     return 1
 }
 
-# wait until every host worker is up
+# wait until the scheduler runs (it starts hosts as calls need them)
 wait_hosts() {
-    wait_for "SELECT count(*) = current_setting('durable.hosts')::int FROM pg_stat_activity
-              WHERE backend_type = 'pg_durable_objects host'" "${1:-30}"
+    wait_for "SELECT count(*) = 1 FROM pg_stat_activity
+              WHERE backend_type = 'pg_durable_objects scheduler'" "${1:-30}"
 }
 
 # wait until the gateway answers GET /healthz with 200 (plain HTTP; set GATEWAY_URL for https)

@@ -30,7 +30,7 @@ if [ "${1:-}" != "--inside" ]; then
         cp -r examples clients src "$work/"
         chmod 755 "$work"
         chown -R postgres: "$work"
-        runuser -u postgres -- "$work/test/run.sh" --inside "$work"
+        runuser -u postgres -- env TESTS="${TESTS:-}" "$work/test/run.sh" --inside "$work"
         rc=$?
     else
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
@@ -96,6 +96,8 @@ echo "== integration"
 for t in "$work"/test/integration/*.sh; do
     [ -e "$t" ] || continue
     name=$(basename "$t" .sh)
+    # TESTS=REGEX (a developer's shortcut) runs only the integration tests it matches
+    [ -n "${TESTS:-}" ] && ! [[ $name =~ $TESTS ]] && continue
     echo "-- $name"
     start=$(date +%s)
     timeout 600 bash "$t" >"$work/results/$name.out" 2>&1

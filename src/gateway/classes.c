@@ -27,6 +27,7 @@ typedef struct GatewayClass
 {
 	char		name[DURABLE_MAX_CLASS_BYTES + 1];
 	uint8		flags;			/* DURABLE_CLASS_* */
+	Oid			owner;			/* the class owner: its calls go to its hosts */
 	char	   *auto_request;	/* malloc'd, with DURABLE_CLASS_AUTO_RESPONSE */
 	char	   *auto_response;
 } GatewayClass;
@@ -105,7 +106,7 @@ GatewayClassesReplace(const char *data, size_t len)
 		GatewayClass *c;
 		int			namelen = *p++;
 
-		if (namelen < 1 || namelen > DURABLE_MAX_CLASS_BYTES || end - p < namelen + 1)
+		if (namelen < 1 || namelen > DURABLE_MAX_CLASS_BYTES || end - p < namelen + 5)
 			goto bad;
 		if (n == cap)
 		{
@@ -121,6 +122,8 @@ GatewayClassesReplace(const char *data, size_t len)
 		c->name[namelen] = '\0';
 		p += namelen;
 		c->flags = *p++;
+		c->owner = (Oid) p[0] | ((Oid) p[1] << 8) | ((Oid) p[2] << 16) | ((Oid) p[3] << 24);
+		p += 4;
 		c->auto_request = c->auto_response = NULL;
 		n++;
 		if (c->flags & DURABLE_CLASS_AUTO_RESPONSE)
@@ -162,6 +165,7 @@ GatewayClassLookup(const char *name, GatewayClassEntry *out, bool *is_loaded)
 		return false;
 	memset(out, 0, sizeof(*out));
 	strlcpy(out->name, c->name, sizeof(out->name));
+	out->owner = c->owner;
 	out->websocket = (c->flags & DURABLE_CLASS_WEBSOCKET) != 0;
 	out->http = (c->flags & DURABLE_CLASS_HTTP) != 0;
 	out->has_auto_response = (c->flags & DURABLE_CLASS_AUTO_RESPONSE) != 0;

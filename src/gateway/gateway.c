@@ -338,8 +338,8 @@ DurableGatewayMain(Datum main_arg)
 	/* socket rows of earlier gateways are stale from now on (a new epoch) */
 	DurableGatewayStarted();
 	before_shmem_exit(gateway_exit, (Datum) 0);
-	/* host 0 sends the class directory to a new gateway */
-	DurableWakeHostForWork(0);
+	/* the scheduler sends the class directory to a new gateway */
+	DurableWakeScheduler();
 
 	raise_fd_limit();
 

@@ -83,6 +83,7 @@ typedef struct GatewayBuf
 typedef struct GatewayClassEntry
 {
 	char		name[DURABLE_MAX_CLASS_BYTES + 1];
+	Oid			owner;
 	bool		websocket;
 	bool		http;
 	bool		has_auto_response;

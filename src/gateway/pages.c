@@ -9,7 +9,7 @@
  *-------------------------------------------------------------------------
  */
 #include "gateway/gateway_int.h"
-#include "shared/hosts.h"
+#include "shared/lanes.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -22,7 +22,7 @@ int			gateway_fd_limit = 0;
 
 /*
  * GatewayHealthz
- *		GET /healthz: 200 when the gateway (this process) and every host run,
+ *		GET /healthz: 200 when the gateway (this process) and the scheduler run,
  *		and the gateway knows the classes (it can route object requests).
  */
 int
@@ -30,22 +30,12 @@ GatewayHealthz(struct lws *wsi, GatewaySession *pss, bool head_only)
 {
 	GatewayBuf	buf;
 	bool		healthy = true;
-	int			i;
 
 	GatewayBufInit(&buf, 256);
-	for (i = 0; i < DurableHostCount(); i++)
+	if (!DurableSchedulerRunning())
 	{
-		pid_t		pid;
-		uint32		generation;
-
-		DurableHostState(i, &pid, &generation);
-		if (pid == 0)
-		{
-			if (healthy)
-				GatewayBufPrintf(&buf, "unavailable\n");
-			healthy = false;
-			GatewayBufPrintf(&buf, "host %d is not running\n", i);
-		}
+		healthy = false;
+		GatewayBufPrintf(&buf, "unavailable\nthe scheduler is not running\n");
 	}
 	if (!GatewayClassesLoaded())
 	{
@@ -75,13 +65,16 @@ int
 GatewayMetrics(struct lws *wsi, GatewaySession *pss, bool head_only)
 {
 	GatewayBuf	buf;
-	int			nhosts = DurableHostCount();
+	int			nhosts = DurableHostSlots();
 	DurableHostStats hosts[DURABLE_MAX_HOSTS];
 	DurableGatewayCounters *gw = DurableGatewayStats();
 	int			i;
 
 	for (i = 0; i < nhosts; i++)
+	{
 		DurableHostGetStats(i, &hosts[i]);
+		hosts[i].queue_depth = DurableRingDepth(i);
+	}
 
 	GatewayBufInit(&buf, 4096);
 
@@ -89,7 +82,9 @@ GatewayMetrics(struct lws *wsi, GatewaySession *pss, bool head_only)
 	do { \
 		metric_header(&buf, name, type, help); \
 		for (i = 0; i < nhosts; i++) \
-			GatewayBufPrintf(&buf, name "{host=\"%d\"} " format "\n", i, hosts[i].field); \
+			if (hosts[i].state != DURABLE_HOST_FREE) \
+				GatewayBufPrintf(&buf, name "{host=\"%d\",owner=\"%u\"} " format "\n", \
+								 i, hosts[i].owner, hosts[i].field); \
 	} while (0)
 #define GATEWAY_COUNTER(name, help, field) \
 	do { \
@@ -111,6 +106,11 @@ GatewayMetrics(struct lws *wsi, GatewaySession *pss, bool head_only)
 			 "Objects held in host memory (called within durable.idle_timeout).", "%u", objects);
 	PER_HOST("durable_host_up", "gauge",
 			 "1 if the host worker is running, else 0.", "%d", pid != 0);
+	PER_HOST("durable_host_busy", "gauge",
+			 "1 if the host worker is running a call now, else 0.", "%d", busy_since != 0);
+	PER_HOST("durable_host_waiting", "gauge",
+			 "1 if the host worker's call waits for a call of another object, else 0.",
+			 "%d", waiting);
 
 	metric_header(&buf, "durable_sockets_open", "gauge",
 				  "WebSocket connections open on the gateway.");
@@ -123,6 +123,8 @@ GatewayMetrics(struct lws *wsi, GatewaySession *pss, bool head_only)
 		uint64		cumulative = 0;
 		int			b;
 
+		if (hosts[i].state == DURABLE_HOST_FREE)
+			continue;
 		for (b = 0; b <= DURABLE_LATENCY_BUCKETS; b++)
 		{
 			cumulative += hosts[i].latency[b];

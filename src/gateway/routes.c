@@ -10,7 +10,7 @@
  *-------------------------------------------------------------------------
  */
 #include "gateway/gateway_int.h"
-#include "shared/hosts.h"
+#include "shared/lanes.h"
 #include "shared/objects.h"
 
 #include <stdlib.h>
@@ -104,8 +104,9 @@ GatewayRefusalMessage(unsigned int status)
 
 /*
  * GatewayEnqueue
- *		Hand a call (a frame, a lifecycle event or an HTTP call) to the host of
- *		(class, id).  Never throws; false if the host's queue is full or
+ *		Hand a call (a frame, a lifecycle event or an HTTP call) to the host
+ *		that runs (class, id) (shared/lanes.c).  Never throws; false if the
+ *		class is unknown, the host's queue is full, no host can be had or
  *		shared memory is exhausted.
  */
 bool
@@ -114,7 +115,13 @@ GatewayEnqueue(const char *class_name, const char *id, const char *method, const
 {
 	DurableCallMsg msg;
 	DurableRequest req;
+	GatewayClassEntry cls;
+	bool		loaded;
 	uint32		generation;
+	int			hostno;
+
+	if (!GatewayClassLookup(class_name, &cls, &loaded))
+		return false;
 
 	memset(&msg, 0, sizeof(msg));
 	msg.class_name = class_name;
@@ -128,10 +135,12 @@ GatewayEnqueue(const char *class_name, const char *id, const char *method, const
 	memset(&req, 0, sizeof(req));
 	req.caller = -1;
 	req.kind = DURABLE_REQUEST_GATEWAY;
+	req.object = DurableObjectKey(class_name, id);
 	req.message = DurableCallMsgStore(DURABLE_REQUEST_GATEWAY, &msg);
 	if (!DsaPointerIsValid(req.message))
 		return false;
-	if (!DurableEnqueue(DurableHostFor(class_name, id), &req, &generation))
+	if (DurableSubmit(cls.owner, DurableObjectShard(class_name, id), &req, &hostno,
+					  &generation) != DURABLE_SUBMIT_OK)
 	{
 		DurableMessageFree(req.message);
 		return false;

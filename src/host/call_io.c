@@ -35,6 +35,7 @@ DurableCallLoad(const DurableRequest *req, DurableCall *call)
 	memset(call, 0, sizeof(*call));
 	call->source = DURABLE_SOURCE_REQUEST;
 	call->req = *req;
+	call->object = req->object;
 	DurableCallMsgLoad(req->kind, req->message, &msg);
 	call->class_name = (char *) msg.class_name;
 	call->id = (char *) msg.id;
@@ -158,7 +159,8 @@ DurableCallPublish(DurableCall *call)
 
 	if (call->skipped)
 		return;
-	if (call->source == DURABLE_SOURCE_REQUEST && call->req.enqueued_at != 0)
+	if (call->source == DURABLE_SOURCE_REQUEST && call->req.enqueued_at != 0 &&
+		durable_host_number >= 0)
 		DurableHostRecordLatency(durable_host_number,
 								 GetCurrentTimestamp() - call->req.enqueued_at);
 	if (from_gateway && strcmp(call->method, "$connect") == 0)

@@ -3,14 +3,18 @@
  * calls.c
  *	  Calls between objects: durable.call inside a handler.
  *
- * An object of the same host runs right here, inline, nested in the calling
- * call (invoke.c).  An object of another host is called like any call, but
- * the wait is a link of a call chain: this host records in shared memory
- * whom it waits on, in which chain (hosts.c).  A call of the same chain that
- * comes back to a waiting host is handed to its mailbox instead of its ring,
- * and the waiting host runs it nested in its waiting call (so chains that
- * come back work); a wait that would close a cycle with other chains ends in
- * ERROR 40P01 instead of hanging.
+ * An object of the same class owner that no other host holds runs right
+ * here, inline, nested in the calling call (invoke.c), and this host holds
+ * it until its batch commits.  Any other object (another owner's, which
+ * this process never runs, or one another host holds) is called like any
+ * call, but the wait is a link of a call chain: this host records in shared
+ * memory which object its innermost call waits for, and in which chain
+ * (hosts.c).  A call of the same chain that comes back to an object this
+ * waiting host holds is handed to its mailbox instead of its ring, and the
+ * host runs it nested in its waiting call (so chains that come back work).
+ * A wait that would close a cycle of waits between objects ends in ERROR
+ * 40P01 instead of hanging (lanes.c follows the waits); it is checked when
+ * the wait starts and again while it lasts.
  *
  * IDENTIFICATION
  *	  src/host/calls.c
@@ -18,59 +22,42 @@
  *-------------------------------------------------------------------------
  */
 #include "host/host_int.h"
+#include "shared/lanes.h"
 #include "shared/objects.h"
 #include "shared/replies.h"
 
+#include "utils/timestamp.h"
+
+/* how often a waiting call looks for a cycle again */
+#define CYCLE_RECHECK_MS 100
+
+static uint64 waiting_for = 0;	/* the object this host's innermost call waits for */
+static uint64 waiting_chain = 0;
+static TimestampTz last_cycle_check = 0;
+
 /*
- * check_wait_cycle
- *		ERROR 40P01 if following "waits on" from host target comes back to this
- *		host: a cycle of synchronous calls that would never end.  A host that
- *		waits in our own call chain ends the walk: it serves our chain's calls
- *		while it waits (its mailbox).
+ * check_cycle
+ *		ERROR 40P01 if the wait for waiting_for closes a cycle of waits.
  */
 static void
-check_wait_cycle(int target, uint64 chain)
+check_cycle(void)
 {
-	int			h = target;
-	int			steps;
+	uint64		closing;
 
-	for (steps = 0; h >= 0 && steps <= DurableHostCount(); steps++)
-	{
-		uint64		host_chain;
-
-		if (h == durable_host_number)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-					 errmsg("deadlock detected: a cycle of synchronous calls between objects"),
-					 errdetail("Host %d waits on host %d, which waits (directly or not) on host %d.",
-							   durable_host_number, target, durable_host_number),
-					 errhint("Use durable.send() for one direction of the conversation.")));
-		DurableHostWait(h, &h, &host_chain);
-		if (host_chain == chain)
-			break;
-	}
-}
-
-/*
- * deliver_in_chain
- *		DurableDeliverFn of a call between objects: hand the request to the
- *		mailbox of a host that waits in our chain; otherwise check that the
- *		wait closes no cycle and let it go on the ring.
- */
-static bool
-deliver_in_chain(int hostno, const DurableRequest *req, uint32 *generation)
-{
-	if (DurableHostMailboxPut(hostno, req, generation))
-		return true;
-	check_wait_cycle(hostno, req->chain);
-	return false;
+	last_cycle_check = GetCurrentTimestamp();
+	if (DurableWaitCloses(durable_host_number, waiting_for, &closing))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+				 errmsg("deadlock detected: a cycle of synchronous calls between objects"),
+				 errdetail("The called object waits, directly or not, for an object this call holds."),
+				 errhint("Use durable.send() for one direction of the conversation.")));
 }
 
 /*
  * serve_mailbox
  *		While this host waits in a nested call: run the call of the same chain
  *		that another host handed to it, nested in the waiting call, and
- *		answer it.
+ *		answer it; and look for a cycle of waits now and then.
  */
 static void
 serve_mailbox(void)
@@ -78,12 +65,22 @@ serve_mailbox(void)
 	DurableCall call;
 	DurableRequest req;
 
-	if (!DurableHostMailboxTake(durable_host_number, &req, false))
-		return;
-	DurableCallLoad(&req, &call);
-	call.nested = true;
-	DurableInvoke(&call, CurrentMemoryContext);
-	DurableCallPublish(&call);
+	if (DurableHostMailboxTake(durable_host_number, &req, false))
+	{
+		DurableCallLoad(&req, &call);
+		call.nested = true;
+		if (!DurableHostHoldObject(req.object, &call.cache_valid))
+			DurableCallFail(&call, ERRCODE_T_R_DEADLOCK_DETECTED,
+							"durable call could not be served: its object moved",
+							"The call was not run.");
+		else
+		{
+			DurableInvoke(&call, CurrentMemoryContext);
+			DurableCallPublish(&call);
+		}
+	}
+	if (TimestampDifferenceExceeds(last_cycle_check, GetCurrentTimestamp(), CYCLE_RECHECK_MS))
+		check_cycle();
 }
 
 /*
@@ -106,44 +103,49 @@ DurableHostRefuseMailbox(void)
 
 /*
  * end_wait
- *		This host's wait on another ended.  If it was itself serving a call of
- *		its chain while waiting in an outer call, it waits for the outer call
- *		again; else it waits no more.
+ *		This host's wait on another object ended.  If it was itself serving a
+ *		call of its chain while its outer call waited, the outer wait goes
+ *		on; else it waits no more.
  */
 static void
-end_wait(int outer_waiting_for, uint64 outer_chain)
+end_wait(uint64 outer_object, uint64 outer_chain)
 {
-	int			waited_for;
 	uint64		chain;
 
-	if (outer_waiting_for < 0)
+	waiting_for = outer_object;
+	waiting_chain = outer_chain;
+	DurableHostSetWaitsFor(durable_host_number, outer_object);
+	if (outer_object == 0)
 		DurableHostRefuseMailbox();
 	else
-		DurableHostSwapWait(durable_host_number, outer_waiting_for, outer_chain,
-							&waited_for, &chain);
+		DurableHostSwapChain(durable_host_number, outer_chain, &chain);
 }
 
 /*
  * DurableHostCall
- *		durable.call inside a handler: run the call of (class, id) inline if
- *		its object lives on this host, else on its host while this host waits
- *		as a link of the call's chain.  Returns the result (NULL and *isnull
- *		for SQL NULL); an error is raised here.
+ *		durable.call inside a handler, of (class, id) owned by owner: run it
+ *		inline if this host may run it now, else on the host that runs it
+ *		while this host waits as a link of the call's chain.  Returns the
+ *		result (NULL and *isnull for SQL NULL); an error is raised here.
  */
 Jsonb *
 DurableHostCall(const char *class_name, const char *id, const char *method, Jsonb *args,
-				bool *isnull)
+				Oid owner, bool *isnull)
 {
-	int			hostno = DurableHostFor(class_name, id);
+	DurableTarget target;
 	DurableCallMsg msg;
 	DurableReplyMsg reply;
 	DurableReplyStatus status;
+	uint64		outer_object = waiting_for;
+	uint64		outer_chain = waiting_chain;
 	uint64		chain;
-	int			outer_waiting_for;
-	uint64		outer_chain;
+	bool		cache_valid;
 
-	if (hostno == durable_host_number)
-		return DurableInvokeInline(class_name, id, method, args, isnull);
+	target.owner = owner;
+	target.shard = DurableObjectShard(class_name, id);
+	target.object = DurableObjectKey(class_name, id);
+	if (owner == durable_host_owner && DurableHostHoldObject(target.object, &cache_valid))
+		return DurableInvokeInline(class_name, id, method, args, cache_valid, isnull);
 
 	memset(&msg, 0, sizeof(msg));
 	msg.class_name = class_name;
@@ -151,18 +153,37 @@ DurableHostCall(const char *class_name, const char *id, const char *method, Json
 	msg.method = method;
 	msg.args = args;
 	chain = DurableChainStart();
-	DurableHostSwapWait(durable_host_number, hostno, chain, &outer_waiting_for, &outer_chain);
+
+	/* record the wait before looking for a cycle: see DurableWaitCloses */
+	waiting_for = target.object;
+	waiting_chain = chain;
+	DurableHostSwapChain(durable_host_number, chain, &outer_chain);
+	DurableHostSetWaitsFor(durable_host_number, target.object);
 	PG_TRY();
 	{
-		status = DurableCallHost(hostno, DURABLE_REQUEST_CALL, &msg, chain, deliver_in_chain,
-								 serve_mailbox, false, &reply);
+		check_cycle();
+		status = DurableCallObject(&target, DURABLE_REQUEST_CALL, &msg, chain, true,
+								   serve_mailbox, false, 0, &reply);
 	}
 	PG_CATCH();
 	{
-		end_wait(outer_waiting_for, outer_chain);
+		end_wait(outer_object, outer_chain);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	end_wait(outer_waiting_for, outer_chain);
+	end_wait(outer_object, outer_chain);
 	return DurableReplyResult(status, &reply, class_name, id, method, isnull);
+}
+
+/*
+ * DurableCallsReset
+ *		After an error outside a call: this host waits for nothing.
+ */
+void
+DurableCallsReset(void)
+{
+	waiting_for = 0;
+	waiting_chain = 0;
+	DurableHostSetWaitsFor(durable_host_number, 0);
+	DurableHostRefuseMailbox();
 }

@@ -3,23 +3,31 @@
  * host.c
  *	  The host worker: takes calls from its ring and runs them in batches.
  *
- * durable.hosts of these background workers are registered by _PG_init.
- * Each loops: wait on its latch, take up to durable.max_batch requests,
- * run them in one transaction with a subtransaction per call (invoke.c),
- * commit once, and only then publish the outcomes (call_io.c).  If the
- * batch's commit fails (a storage write of one call waits too long for a row
- * lock, say), every call of the batch is run again in a transaction of its
- * own, so that one call never changes another's outcome.
+ * The scheduler (scheduler.c) starts a host in a slot that a caller reserved
+ * for one class owner (shared/hosts.c); the host runs the calls of that
+ * owner's classes only.  It loops: wait on its latch, then run a batch: one
+ * transaction in which it takes calls from its ring one at a time, up to
+ * durable.max_batch, each in a subtransaction of its own (invoke.c), commits
+ * once, and only then publishes the outcomes (call_io.c) and releases the
+ * objects it held (held.c).  Calls not taken yet stay in the ring, where the
+ * scheduler can move them to another host while this one is stuck in a long
+ * call.  A call of a slow object runs in a batch of its own.  If the batch's
+ * commit fails (a storage write of one call waits too long for a row lock,
+ * say), every call of the batch is run again in a transaction of its own, so
+ * that one call never changes another's outcome.
  *
- * When its timer says so, or when woken for new sends, a batch also takes the
- * host's due alarms and sends (work.c); the loop sleeps until the next one
- * falls due, never longer than a second.
+ * A home host also runs its owner's due alarms and sends (work.c) when its
+ * timer says so or when woken for new sends; the loop sleeps until the next
+ * one falls due, never longer than a second.  A host with nothing to do for
+ * durable.idle_timeout (an extra host: EXTRA_IDLE_MS), or asked to make room
+ * for another owner, leaves.
  *
  * A host survives errors: handler errors end their call only; any other
  * error aborts the batch (its callers get the error) and the loop goes on
  * from the sigsetjmp block.  When the host exits (SIGTERM, FATAL), its
  * before_shmem_exit callback answers every caller it holds, so nobody waits
- * on a host that is gone; the postmaster restarts it after a second.
+ * on a host that is gone; a host that died is started again by the
+ * scheduler.
  *
  * IDENTIFICATION
  *	  src/host/host.c
@@ -27,6 +35,7 @@
  *-------------------------------------------------------------------------
  */
 #include "host/host_int.h"
+#include "shared/lanes.h"
 #include "shared/replies.h"
 
 #include <setjmp.h>
@@ -67,6 +76,7 @@ static TimestampTz next_wake = 0;	/* when the next pending item falls due */
 static TimestampTz last_work_look = 0;
 
 #define WORK_SAFETY_LOOK_MS 10000
+#define EXTRA_IDLE_MS 10000		/* an extra host with nothing to do this long leaves */
 
 /*
  * fail_batch
@@ -109,9 +119,10 @@ host_exit(int code, Datum arg)
 				   "durable host exited before the call committed",
 				   "The call's writes were rolled back.");
 	batch_state = BATCH_IDLE;
-	DurableHostRefuseMailbox();
+	DurableCallsReset();
+	DurableHeldReleaseAll();
 
-	while ((n = DurableDequeue(durable_host_number, reqs, lengthof(reqs))) > 0)
+	while ((n = DurableDrain(durable_host_number, reqs, lengthof(reqs))) > 0)
 	{
 		for (i = 0; i < n; i++)
 		{
@@ -119,37 +130,12 @@ host_exit(int code, Datum arg)
 
 			DurableCallLoad(&reqs[i], &call);
 			DurableCallFail(&call, ERRCODE_ADMIN_SHUTDOWN,
-					  "durable host exited before the call started",
-					  "The call was not run.");
+							"durable host exited before the call started",
+							"The call was not run.");
 		}
 	}
 
 	DurableHostDetach(durable_host_number);
-}
-
-/*
- * take_batch
- *		Move up to durable.max_batch requests from the ring into batch[]
- *		(half as many with leave_room).
- */
-static int
-take_batch(bool leave_room)
-{
-	DurableRequest reqs[DURABLE_MAX_BATCH];
-	int			max = Min(durable_max_batch, DURABLE_MAX_BATCH);
-	int			n;
-	int			i;
-
-	/* due alarms and sends get half of the batch when they want it */
-	if (leave_room && max > 1)
-		max -= max / 2;
-	n = DurableDequeue(durable_host_number, reqs, max);
-	for (i = 0; i < n; i++)
-		DurableCallLoad(&reqs[i], &batch[i]);
-	batch_size = n;
-	if (n > 0)
-		batch_state = BATCH_RUNNING;
-	return n;
 }
 
 /*
@@ -175,14 +161,54 @@ send_waits_behind_failure(DurableCall *calls, int i)
 }
 
 /*
+ * skip_call
+ *		Whether a call must not run now: its caller gave up waiting, or it is
+ *		a send behind a failed one.
+ */
+static bool
+skip_call(DurableCall *calls, int i)
+{
+	DurableCall *call = &calls[i];
+
+	return (call->source == DURABLE_SOURCE_REQUEST && call->req.caller >= 0 &&
+			!DurableReplySlotStart(call->req.caller, call->req.seq)) ||
+		send_waits_behind_failure(calls, i);
+}
+
+/*
+ * take_call
+ *		Take the next call from this host's ring into calls[n] (false if none
+ *		may join a batch of n calls: a slow object's call only starts one).
+ */
+static bool
+take_call(DurableCall *calls, int n)
+{
+	DurableRequest req;
+	bool		alone;
+	bool		cache_valid;
+
+	if (!DurableTake(durable_host_number, n == 0, &req, &alone, &cache_valid))
+		return false;
+	DurableHeldAdd(req.object);
+	DurableCallLoad(&req, &calls[n]);
+	calls[n].cache_valid = cache_valid;
+	calls[n].alone = alone;
+	if (n == 0)
+		DurablePollRequestArrived(&req);
+	return true;
+}
+
+/*
  * run_transaction
- *		Run calls[0..*n-1] in one transaction.  With fetch_work, first append
- *		the due alarms and sends of this host to calls (up to the batch size)
- *		and update next_wake.  Returns false (with *error set) if the
+ *		Run calls in one transaction: first calls[0..*n_calls-1] (held
+ *		already), then with fetch_work this host's due alarms and sends (up to
+ *		half the batch; updates next_wake), then with take calls from the ring
+ *		one at a time until the batch is full, the ring empty or a slow
+ *		object's call ran.  Returns false (with *error set) if the
  *		transaction failed as a whole, e.g. at commit.
  */
 static bool
-run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **error)
+run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, bool take, ErrorData **error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool committed = false;
@@ -190,14 +216,14 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 	PG_TRY();
 	{
 		bool		all_async = true;
-		int			n;
-		int			i;
+		int			max = Min(durable_max_batch, DURABLE_MAX_BATCH);
+		int			i = 0;
 
 		DurableHostTransactionStart("durable batch");
 		DurableOutboundReset();
 		if (fetch_work)
 		{
-			int			room = Min(durable_max_batch, DURABLE_MAX_BATCH) - *n_calls;
+			int			room = max - *n_calls - (take && max > 1 ? max / 2 : 0);
 
 			MemoryContextSwitchTo(BatchContext);
 			if (room > 0)
@@ -209,20 +235,34 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 				work_dirty = true;	/* no room this time: look again next time */
 			MemoryContextSwitchTo(cxt);
 		}
-		n = *n_calls;
 
-		for (i = 0; i < n; i++)
+		for (;;)
 		{
-			DurableCall *call = &calls[i];
+			DurableCall *call;
 
-			call->skipped = (call->source == DURABLE_SOURCE_REQUEST && call->req.caller >= 0 &&
-							 !DurableReplySlotWaiting(call->req.caller, call->req.seq)) ||
-				send_waits_behind_failure(calls, i);
-			if (call->skipped)
-				continue;
-			DurableOutboundSetCall(call);
-			DurableInvoke(call, BatchContext);
-			all_async &= call->async_commit;
+			if (i == *n_calls)
+			{
+				if (!take || *n_calls >= max || (i > 0 && calls[i - 1].alone))
+					break;
+				MemoryContextSwitchTo(BatchContext);
+				if (!take_call(calls, *n_calls))
+				{
+					MemoryContextSwitchTo(cxt);
+					break;
+				}
+				MemoryContextSwitchTo(cxt);
+				(*n_calls)++;
+				batch_size = *n_calls;
+			}
+			call = &calls[i];
+			call->skipped = skip_call(calls, i);
+			if (!call->skipped)
+			{
+				DurableOutboundSetCall(call);
+				DurableInvoke(call, BatchContext);
+				all_async &= call->async_commit;
+			}
+			i++;
 		}
 		if (all_async)
 			(void) set_config_option("synchronous_commit", "off",
@@ -248,36 +288,6 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, ErrorData **e
 	return committed;
 }
 
-/*
- * run_alone
- *		Run fn(arg) in a transaction of its own (with a snapshot); an error is
- *		logged and rolled back, never raised.
- */
-static void
-run_alone(void (*fn) (void *), void *arg)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-
-	PG_TRY();
-	{
-		DurableHostTransactionStart("durable host work");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		fn(arg);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
 static void
 record_failure(void *call)
 {
@@ -293,14 +303,14 @@ static void
 record_failure_alone(DurableCall *call)
 {
 	if (call->source != DURABLE_SOURCE_REQUEST)
-		run_alone(record_failure, call);
+		DurableRunAlone("durable host work", record_failure, call);
 }
 
 /*
  * run_batch
- *		Run the held batch (and, with fetch_work, the due alarms and sends),
- *		publish the replies after commit and count.  Returns the number of
- *		calls that ran.
+ *		Run a batch of calls from the ring (and, with fetch_work, the due
+ *		alarms and sends), publish the replies after commit, release the
+ *		objects and count.  Returns the number of calls that ran.
  */
 static uint64
 run_batch(bool fetch_work)
@@ -311,8 +321,9 @@ run_batch(bool fetch_work)
 	int			i;
 
 	work_taken = 0;
+	batch_size = 0;
 	batch_state = BATCH_RUNNING;
-	if (!run_transaction(batch, &batch_size, fetch_work, &error))
+	if (!run_transaction(batch, &batch_size, fetch_work, true, &error))
 	{
 		if (batch_size == 1)
 		{
@@ -332,7 +343,7 @@ run_batch(bool fetch_work)
 				int			one = 1;
 
 				error = NULL;
-				if (!run_transaction(&batch[i], &one, false, &error))
+				if (!run_transaction(&batch[i], &one, false, false, &error))
 				{
 					batch[i].status = DURABLE_REPLY_ERROR;
 					batch[i].error = error;
@@ -368,6 +379,7 @@ run_batch(bool fetch_work)
 	DurableHostAddBatch(durable_host_number, calls, errors);
 	batch_size = 0;
 	batch_state = BATCH_IDLE;
+	DurableHeldReleaseAll();
 
 	/* what ran may have set alarms or left more due work: look again */
 	if (work_taken > 0)
@@ -428,8 +440,35 @@ init_settings(void *arg)
 }
 
 /*
+ * leave_if_idle
+ *		Between batches: a host with nothing queued, nothing held and no due
+ *		work ahead leaves when it was idle long enough, or at once when the
+ *		scheduler wants its slot for another owner.  Its slot is free then.
+ */
+static void
+leave_if_idle(void)
+{
+	TimestampTz last = DurableHostLastActive(durable_host_number);
+	int			idle_ms = durable_host_home >= 0 ?
+		(int) Min((int64) durable_idle_timeout * 1000, INT_MAX) : EXTRA_IDLE_MS;
+	bool		asked = DurableHostRetireAsked(durable_host_number);
+
+	if (DurableHeldCount() > 0 || next_wake != 0 || work_dirty ||
+		!DurableRingEmpty(durable_host_number))
+		return;
+	if (!asked && !TimestampDifferenceExceeds(last, GetCurrentTimestamp(), idle_ms))
+		return;
+	if (!DurableHostStartExit(durable_host_number, DurableHostIdle))
+		return;
+	ereport(DEBUG1,
+			(errmsg("pg_durable_objects host %d leaves: idle", durable_host_number)));
+	proc_exit(0);
+}
+
+/*
  * DurableHostMain
- *		Entry point of a host worker; main_arg is its host number.
+ *		Entry point of a host worker; main_arg is its slot (hosts.c), which
+ *		names the owner whose classes it runs.
  */
 void
 DurableHostMain(Datum main_arg)
@@ -437,12 +476,17 @@ DurableHostMain(Datum main_arg)
 	sigjmp_buf	local_sigjmp_buf;
 	MemoryContext HostContext;
 	bool		fetch_work;
+	DurableHostState state;
 
 	durable_host_number = DatumGetInt32(main_arg);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
+	DurableHostSlotInfo(durable_host_number, &state, &durable_host_owner, &durable_host_home);
+	if (state != DURABLE_HOST_RESERVED && state != DURABLE_HOST_RUNNING)
+		proc_exit(0);			/* the slot was given up meanwhile */
 
 	before_shmem_exit(host_exit, (Datum) 0);
 	BackgroundWorkerInitializeConnection(durable_database, NULL, 0);
@@ -454,7 +498,7 @@ DurableHostMain(Datum main_arg)
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	DurableInvokeInit();
 	/* handlers get their owners' settings, not those of the role we connect as */
-	run_alone(init_settings, NULL);
+	DurableRunAlone("durable host work", init_settings, NULL);
 
 	HostContext = AllocSetContextCreate(TopMemoryContext, "durable host",
 										ALLOCSET_DEFAULT_SIZES);
@@ -462,11 +506,12 @@ DurableHostMain(Datum main_arg)
 										 ALLOCSET_DEFAULT_SIZES);
 	batch = MemoryContextAllocZero(HostContext, sizeof(DurableCall) * DURABLE_MAX_BATCH);
 
+	DurableRingOpen(durable_host_number);
 	DurableHostAttach(durable_host_number);
 
-	ereport(LOG,
-			(errmsg("pg_durable_objects host %d started in database \"%s\"",
-					durable_host_number, durable_database)));
+	ereport(DEBUG1,
+			(errmsg("pg_durable_objects host %d started for role %u (home %d)",
+					durable_host_number, durable_host_owner, durable_host_home)));
 
 	/* errors outside a call land here: fail the held batch and go on */
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
@@ -480,12 +525,14 @@ DurableHostMain(Datum main_arg)
 		EmitErrorReport();
 		AbortCurrentTransaction();
 		LWLockReleaseAll();
-		DurableHostRefuseMailbox();
+		DurableCallsReset();
 		DurableChainSet(0);
 		if (batch_state == BATCH_RUNNING)
 			fail_batch(edata->sqlerrcode, edata->message, edata->detail);
 		batch_state = BATCH_IDLE;
 		batch_size = 0;
+		DurableHeldReleaseAll();
+		DurableHostSetIdle(durable_host_number);
 		FreeErrorData(edata);
 		FlushErrorState();
 		MemoryContextReset(BatchContext);
@@ -504,15 +551,11 @@ DurableHostMain(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (durable_host_number == 0)
-			DurableClassDirMaintain();
 
 		MemoryContextReset(BatchContext);
 		MemoryContextSwitchTo(BatchContext);
-		fetch_work = work_due();
-		if (take_batch(fetch_work) > 0 && batch[0].source == DURABLE_SOURCE_REQUEST)
-			DurablePollRequestArrived(&batch[0].req);
-		if (batch_size > 0 || fetch_work)
+		fetch_work = durable_host_home >= 0 && work_due();
+		if (!DurableRingEmpty(durable_host_number) || fetch_work)
 		{
 			DurablePollBatchDone(run_batch(fetch_work));
 			DurableResidencyMaintain(false);
@@ -525,35 +568,8 @@ DurableHostMain(Datum main_arg)
 		if (DurablePollRing())
 			continue;
 
+		leave_if_idle();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_timeout_ms(), PG_WAIT_EXTENSION);
-	}
-}
-
-/*
- * DurableHostsRegister
- *		_PG_init: register the durable.hosts host workers.  A host that exits
- *		is restarted after a second.
- */
-void
-DurableHostsRegister(void)
-{
-	int			i;
-
-	for (i = 0; i < durable_hosts; i++)
-	{
-		BackgroundWorker worker;
-
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = 1;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_durable_objects");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "DurableHostMain");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "pg_durable_objects host %d", i);
-		snprintf(worker.bgw_type, BGW_MAXLEN, "pg_durable_objects host");
-		worker.bgw_main_arg = Int32GetDatum(i);
-		worker.bgw_notify_pid = 0;
-		RegisterBackgroundWorker(&worker);
 	}
 }

@@ -3,9 +3,10 @@
  * host.h
  *	  The host workers, as the rest of the extension sees them.
  *
- * Hosts run the calls of objects (the files of host/).  _PG_init registers them; the
- * SQL side asks whether it runs inside one and, there, makes calls between
- * objects through them (calls.c).
+ * Hosts run the calls of objects (the files of host/); the scheduler starts
+ * and stops them.  _PG_init registers the scheduler; the SQL side asks
+ * whether it runs inside a host and, there, makes calls between objects
+ * through it (calls.c).
  *
  * IDENTIFICATION
  *	  src/host/host.h
@@ -20,9 +21,10 @@
 #include "utils/jsonb.h"
 
 extern PGDLLEXPORT void DurableHostMain(Datum main_arg);
-extern void DurableHostsRegister(void);
+extern PGDLLEXPORT void DurableSchedulerMain(Datum main_arg);
+extern void DurableSchedulerRegister(void);
 extern bool DurableInHost(void);
 extern Jsonb *DurableHostCall(const char *class_name, const char *id, const char *method,
-							  Jsonb *args, bool *isnull);
+							  Jsonb *args, Oid owner, bool *isnull);
 
 #endif							/* DURABLE_HOST_H */

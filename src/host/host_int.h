@@ -45,6 +45,9 @@ typedef struct DurableCall
 	int			attempt;		/* failed attempts before this one (alarm, send) */
 	char	   *class_name;
 	char	   *id;
+	uint64		object;			/* DurableObjectKey(class_name, id) */
+	bool		cache_valid;	/* no other host ran the object since this one */
+	bool		alone;			/* a slow object's call: runs in a transaction of its own */
 	char	   *method;
 	Jsonb	   *args;
 	/* DURABLE_REQUEST_GATEWAY: a socket frame, a socket event or an HTTP call */
@@ -67,6 +70,8 @@ typedef struct DurableCall
 
 /* running.c */
 extern int	durable_host_number;	/* -1 outside host workers */
+extern Oid	durable_host_owner;		/* whose classes this host runs */
+extern int	durable_host_home;		/* which of the owner's home hosts; -1: an extra */
 extern int	DurableRunningDepth(void);
 extern void DurableRunningPush(const char *class_name, const char *id, Oid owner,
 							   int64 socket);
@@ -77,6 +82,12 @@ extern int64 DurableCurrentSocket(void);
 extern uint64 DurableChain(void);
 extern void DurableChainSet(uint64 chain);
 extern uint64 DurableChainStart(void);
+
+/* held.c */
+extern void DurableHeldAdd(uint64 object);
+extern bool DurableHostHoldObject(uint64 object, bool *cache_valid);
+extern void DurableHeldReleaseAll(void);
+extern int	DurableHeldCount(void);
 
 /* sandbox.c */
 typedef struct DurableSandbox
@@ -90,6 +101,7 @@ typedef struct DurableSandbox
 
 extern void DurableSandboxInitHost(void);
 extern void DurableHostTransactionStart(const char *activity);
+extern void DurableRunAlone(const char *activity, void (*fn) (void *), void *arg);
 extern void DurableSandboxEnter(Oid owner, bool nested, DurableSandbox *sandbox);
 extern void DurableSandboxLeave(DurableSandbox *sandbox);
 extern void DurableSandboxEndCall(void);
@@ -101,7 +113,7 @@ extern void DurableOutboundQueue(const DurableGatewayMsg *msg);
 extern void DurableOutboundPublish(DurableCall *call);
 
 /* storage_cache.c */
-extern void DurableCacheBeginCall(void);
+extern void DurableCacheBeginCall(uint64 object, bool cache_valid);
 extern bool DurableCacheGet(const char *class_name, const char *id, const text *key,
 							Jsonb **value);
 extern void DurableCacheFill(const char *class_name, const char *id, const text *key,
@@ -132,7 +144,7 @@ extern void DurableSocketsCleanup(void);
 extern void DurableInvokeInit(void);
 extern void DurableInvoke(DurableCall *call, MemoryContext resultcxt);
 extern Jsonb *DurableInvokeInline(const char *class_name, const char *id, const char *method,
-								  Jsonb *args, bool *isnull);
+								  Jsonb *args, bool cache_valid, bool *isnull);
 
 /* call_io.c */
 extern void DurableCallLoad(const DurableRequest *req, DurableCall *call);
@@ -144,6 +156,7 @@ extern void DurableRequestRefuse(const DurableRequest *req, int sqlerrcode,
 
 /* calls.c */
 extern void DurableHostRefuseMailbox(void);
+extern void DurableCallsReset(void);
 
 /* residency.c */
 extern void DurableResidencyTouch(const char *class_name, const char *id);
@@ -151,7 +164,7 @@ extern void DurableResidencyMaintain(bool force);
 extern void DurableResidencyReset(void);
 extern bool DurableResidencyHas(const char *class_name, const char *id);
 
-/* upkeep.c */
+/* upkeep.c (the scheduler's) */
 extern void DurableClassDirMaintain(void);
 
 /* poll.c */

@@ -16,10 +16,12 @@
  * claims its row (work.c) in the same subtransaction, so its effects and
  * the row's removal commit together; a failed one is rescheduled.
  *
- * A handler may call another object of the same host (calls.c): that call
- * runs inline, nested in the calling one, in a subtransaction and a sandbox
- * of its own; calling back into an object that is already running is a
- * cycle and ends in ERROR 40P01 (running.c).
+ * A handler may call another object that this host may run now (calls.c):
+ * that call runs inline, nested in the calling one, in a subtransaction and
+ * a sandbox of its own; calling back into an object that is already running
+ * is a cycle and ends in ERROR 40P01 (running.c).  While a top-level call
+ * runs, the host is marked busy with its object (hosts.c), which is how the
+ * scheduler sees a host stuck in a long call.
  *
  * IDENTIFICATION
  *	  src/host/invoke.c
@@ -27,6 +29,7 @@
  *-------------------------------------------------------------------------
  */
 #include "host/host_int.h"
+#include "shared/lanes.h"
 #include "shared/objects.h"
 
 #include "access/xact.h"
@@ -60,9 +63,11 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 	Datum		result;
 	DurableSandbox sandbox;
 	bool		nested = DurableRunningDepth() > 0;
+	uint64		object = DurableObjectKey(cls->name, id);
 
 	DurableSandboxEnter(cls->owner, nested, &sandbox);
 	DurableRunningPush(cls->name, id, cls->owner, socket);
+	DurableSetRunning(object, true);
 
 	PG_TRY();
 	{
@@ -79,33 +84,48 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 	}
 	PG_CATCH();
 	{
+		DurableSetRunning(object, false);
 		DurableRunningPop();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
+	DurableSetRunning(object, false);
 	DurableRunningPop();
 	DurableSandboxLeave(&sandbox);
 	return result;
 }
 
+/*
+ * lookup_runnable
+ *		The class of a call this host is about to run: it must exist, have a
+ *		handler its owner owns, and belong to this host's owner (a class that
+ *		changed owner after the call was queued: 40001, call again).
+ */
 static void
 lookup_runnable(const char *class_name, DurableClass *cls)
 {
 	DurableClassLookup(class_name, cls, false);
 	DurableClassCheckRunnable(cls);
+	if (cls->owner != durable_host_owner)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("durable class \"%s\" changed owner while the call waited", class_name),
+				 errdetail("The call was not run."),
+				 errhint("Call it again.")));
 }
 
 /*
  * DurableInvokeInline
- *		Run a call of another object of this host right now, inside the
- *		running call (a durable.call from a handler), in a subtransaction of
- *		its own: its writes commit with the calling call; its error is
- *		raised in the caller after its subtransaction rolled back.
+ *		Run a call of another object this host now holds (calls.c) right
+ *		now, inside the running call (a durable.call from a handler), in a
+ *		subtransaction of its own: its writes commit with the calling call;
+ *		its error is raised in the caller after its subtransaction rolled
+ *		back.  cache_valid: see DurableCacheBeginCall.
  */
 Jsonb *
 DurableInvokeInline(const char *class_name, const char *id, const char *method,
-					Jsonb *args, bool *isnull)
+					Jsonb *args, bool cache_valid, bool *isnull)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -113,6 +133,7 @@ DurableInvokeInline(const char *class_name, const char *id, const char *method,
 	Jsonb	   *volatile result = NULL;
 
 	lookup_runnable(class_name, &cls);
+	DurableCacheBeginCall(DurableObjectKey(class_name, id), cache_valid);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
@@ -269,7 +290,9 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 	uint64		outer_chain = DurableChain();
 	volatile bool timed_out = false;
 
-	DurableCacheBeginCall();
+	DurableCacheBeginCall(call->object, call->cache_valid);
+	if (!call->nested)
+		DurableHostSetBusy(durable_host_number, call->object);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 
@@ -348,5 +371,8 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
 	if (!call->nested)
+	{
 		DurableSandboxEndCall();
+		DurableHostSetIdle(durable_host_number);
+	}
 }

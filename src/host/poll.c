@@ -15,6 +15,7 @@
  *-------------------------------------------------------------------------
  */
 #include "host/host_int.h"
+#include "shared/lanes.h"
 
 #include "portability/instr_time.h"
 

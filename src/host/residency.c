@@ -139,7 +139,7 @@ flush(List *up_class, List *up_id, List *up_at, List *del_class, List *del_id)
 		types[0] = INT4OID;
 		types[1] = INT4OID;
 		values[0] = Int32GetDatum(durable_host_number);
-		values[1] = Int32GetDatum(DurableHostCount());
+		values[1] = Int32GetDatum(DurableHostSlots());
 		DurableSpiExecute(DurableSpiPlan(&reset_plan,
 										 "DELETE FROM durable._residency "
 										 " WHERE host OPERATOR(pg_catalog.=) $1 "

@@ -27,6 +27,8 @@
 #define RUNNING_MAX 32
 
 int			durable_host_number = -1;
+Oid			durable_host_owner = InvalidOid;
+int			durable_host_home = -1;
 
 static const char *running_class[RUNNING_MAX];
 static const char *running_id[RUNNING_MAX];

@@ -507,3 +507,34 @@ DurableSandboxEndCall(void)
 	LockReleaseSession(USER_LOCKMETHOD);
 	ResetSequenceCaches();
 }
+
+/*
+ * DurableRunAlone
+ *		Run fn(arg) in a transaction of its own (see
+ *		DurableHostTransactionStart), with a snapshot; an error is logged and
+ *		rolled back, never raised.
+ */
+void
+DurableRunAlone(const char *activity, void (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		DurableHostTransactionStart(activity);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		fn(arg);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}

@@ -18,6 +18,13 @@
  * "unknown" (a miss, read again from the table), never disappear, while a
  * transaction runs, so undo records can point at them.
  *
+ * An object runs on one host at a time, but not always on the same one
+ * (shared/lanes.c moves objects off busy hosts).  Each entry carries its
+ * object's generation; when a call starts and another host ran its object
+ * since this one did, the object's generation moves on and its entries count
+ * as unknown (undo records keep the generation, so a rollback restores the
+ * entry as it was).
+ *
  * Hosts are the only writers of an object's storage.  Any other writer (a
  * superuser's UPDATE, COPY of a restore, durable.drop_class) fires the
  * statement trigger durable._storage_written (sql/at_commit.c), which bumps
@@ -34,6 +41,7 @@
  */
 #include "host/host_int.h"
 #include "shared/epochs.h"
+#include "shared/objects.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -78,6 +86,8 @@ typedef struct CacheKey
 typedef struct CacheEntry
 {
 	CacheKey	k;				/* points into the entry's own copy */
+	uint64		object;			/* DurableObjectKey of (class, id) */
+	uint32		gen;			/* its object's generation when last changed */
 	EntryState	state;
 	bool		dirty;			/* changed by this transaction, not yet written */
 	Jsonb	   *value;			/* ENTRY_PRESENT */
@@ -88,13 +98,22 @@ typedef struct UndoRecord
 	CacheEntry *entry;
 	int			level;			/* subtransaction nesting level of the change */
 	EntryState	state;			/* the entry before the change */
+	uint32		gen;
 	bool		dirty;
 	Jsonb	   *value;
 	Jsonb	   *new_value;		/* the entry's value after the change */
 } UndoRecord;
 
+/* an object's generation: its entries of an older one are unknown */
+typedef struct ObjectGen
+{
+	uint64		object;			/* hash key */
+	uint32		gen;
+} ObjectGen;
+
 static MemoryContext CacheContext = NULL;
 static HTAB *entries = NULL;
+static HTAB *generations = NULL;
 static UndoRecord *undo = NULL;
 static int	nundo = 0;
 static int	held_changes = 0;		/* changes held since the last flush */
@@ -145,6 +164,7 @@ cache_reset(void)
 	if (CacheContext)
 		MemoryContextReset(CacheContext);
 	entries = NULL;
+	generations = NULL;
 	undo = NULL;
 	nundo = undo_size = 0;
 	held_changes = 0;
@@ -180,6 +200,21 @@ ensure_cache(void)
 	ctl.hcxt = CacheContext;
 	entries = hash_create("durable storage cache", 1024, &ctl,
 						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(ObjectGen);
+	ctl.hcxt = CacheContext;
+	generations = hash_create("durable storage cache generations", 256, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* the current generation of object */
+static uint32
+object_generation(uint64 object)
+{
+	ObjectGen  *g = hash_search(generations, &object, HASH_FIND, NULL);
+
+	return g ? g->gen : 0;
 }
 
 /* whether this process caches storage; if so, the cache is ready */
@@ -191,6 +226,8 @@ cache_enabled(void)
 	ensure_cache();
 	return true;
 }
+
+static void change(CacheEntry *e, EntryState state, bool dirty, Jsonb *value);
 
 /* the entry of (class, id, key), created unknown if missing */
 static CacheEntry *
@@ -205,6 +242,12 @@ lookup(const char *class_name, const char *id, const text *key, bool create)
 	k.key = VARDATA_ANY(key);
 	k.keylen = VARSIZE_ANY_EXHDR(key);
 	e = hash_search(entries, &k, create ? HASH_ENTER : HASH_FIND, &found);
+	if (e && found && e->state != ENTRY_UNKNOWN && e->gen != object_generation(e->object))
+	{
+		/* another host ran the object since: what we knew is unknown now */
+		Assert(!e->dirty);
+		change(e, ENTRY_UNKNOWN, false, NULL);
+	}
 	if (e && !found)
 	{
 		size_t		cl = strlen(class_name) + 1;
@@ -218,6 +261,8 @@ lookup(const char *class_name, const char *id, const text *key, bool create)
 		e->k.id = copy + cl;
 		e->k.key = copy + cl + il;
 		e->k.keylen = k.keylen;
+		e->object = DurableObjectKey(class_name, id);
+		e->gen = object_generation(e->object);
 		e->state = ENTRY_UNKNOWN;
 		e->dirty = false;
 		e->value = NULL;
@@ -241,10 +286,12 @@ change(CacheEntry *e, EntryState state, bool dirty, Jsonb *value)
 	u->entry = e;
 	u->level = GetCurrentTransactionNestLevel();
 	u->state = e->state;
+	u->gen = e->gen;
 	u->dirty = e->dirty;
 	u->value = e->value;
 	u->new_value = value;
 	e->state = state;
+	e->gen = object_generation(e->object);
 	e->dirty = dirty;
 	e->value = value;
 }
@@ -274,6 +321,7 @@ undo_to(int level)
 		if (u->new_value && u->new_value != u->value)
 			pfree(u->new_value);
 		e->state = u->state;
+		e->gen = u->gen;
 		e->dirty = u->dirty;
 		e->value = u->value;
 	}
@@ -348,12 +396,14 @@ cache_relcache_event(Datum arg, Oid relid)
 
 /*
  * DurableCacheBeginCall
- *		Before each call: if anyone but a host wrote storage since we looked,
- *		or the table changed, forget every entry this transaction did not
- *		change.
+ *		Before each call of object: unless cache_valid (no other host ran the
+ *		object since this one did, shared/lanes.c), what this host knew of
+ *		the object is unknown from now on.  And if anyone but a host wrote
+ *		storage since we looked, or the table changed, forget every entry
+ *		this transaction did not change.
  */
 void
-DurableCacheBeginCall(void)
+DurableCacheBeginCall(uint64 object, bool cache_valid)
 {
 	uint64		epoch;
 	HASH_SEQ_STATUS scan;
@@ -361,6 +411,13 @@ DurableCacheBeginCall(void)
 
 	if (!callbacks_registered)
 		return;
+	if (!cache_valid && generations != NULL)
+	{
+		bool		found;
+		ObjectGen  *g = hash_search(generations, &object, HASH_ENTER, &found);
+
+		g->gen = found ? g->gen + 1 : 1;
+	}
 	if (!OidIsValid(storage_relid))
 		storage_relid = get_relname_relid("_storage", get_namespace_oid("durable", true));
 	epoch = DurableStorageEpoch();

@@ -60,7 +60,8 @@ encode_classes(StringInfo buf)
 		"       coalesce((options OPERATOR(pg_catalog.->>) 'websocket')::pg_catalog.bool, false), "
 		"       coalesce((options OPERATOR(pg_catalog.->>) 'http')::pg_catalog.bool, false), "
 		"       options OPERATOR(pg_catalog.#>>) '{auto_response,request}', "
-		"       options OPERATOR(pg_catalog.#>>) '{auto_response,response}' "
+		"       options OPERATOR(pg_catalog.#>>) '{auto_response,response}', "
+		"       coalesce(owner::pg_catalog.oid, 0::pg_catalog.oid) "
 		"  FROM durable._classes ORDER BY name",
 		0, {InvalidOid}
 	};
@@ -81,6 +82,8 @@ encode_classes(StringInfo buf)
 		bool		isnull;
 		int			flags = 0;
 		int			len = strlen(name);
+		Oid			owner;
+		int			b;
 
 		if (len > DURABLE_MAX_CLASS_BYTES)
 			continue;			/* the table's CHECK makes this impossible */
@@ -95,6 +98,9 @@ encode_classes(StringInfo buf)
 		appendStringInfoChar(buf, (char) len);
 		appendBinaryStringInfo(buf, name, len);
 		appendStringInfoChar(buf, (char) flags);
+		owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+		for (b = 0; b < 4; b++)
+			appendStringInfoChar(buf, (char) ((owner >> (8 * b)) & 0xFF));
 		if (flags & DURABLE_CLASS_AUTO_RESPONSE)
 		{
 			append_length16(buf, strlen(request));

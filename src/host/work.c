@@ -4,7 +4,9 @@
  *	  Host side of alarms and sends: find what is due, claim it, retry it.
  *
  * Alarms (durable._alarms) and committed sends (durable._outbox) are rows.
- * A host runs the rows of the objects it owns (shard % durable.hosts):
+ * A home host runs the rows of its owner's objects whose shard %
+ * durable.hosts is its home number, holding each object as it takes its row
+ * (an object another host runs now is left for the next look):
  * host.c asks DurableWorkFetch for the due ones when its timer says so or
  * when it was woken for new sends, and runs them as calls in its batch.
  * Each such call first deletes its row in the call's own subtransaction
@@ -27,6 +29,7 @@
  *-------------------------------------------------------------------------
  */
 #include "host/host_int.h"
+#include "shared/objects.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
@@ -53,7 +56,9 @@ enum
 #define ALARM_KEY \
 	" WHERE class OPERATOR(pg_catalog.=) $4 AND id OPERATOR(pg_catalog.=) $5 " \
 	"   AND name OPERATOR(pg_catalog.=) $6 AND at OPERATOR(pg_catalog.=) $7"
-#define MINE " (shard OPERATOR(pg_catalog.%) $1) OPERATOR(pg_catalog.=) $2 "
+#define MINE " (shard OPERATOR(pg_catalog.%) $1) OPERATOR(pg_catalog.=) $2 " \
+	" AND class OPERATOR(pg_catalog.=) ANY (SELECT c.name FROM durable._classes c " \
+	"     WHERE c.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $4) "
 
 static const DurableStatement statements[PLAN_COUNT] =
 {
@@ -104,17 +109,18 @@ static const DurableStatement statements[PLAN_COUNT] =
 		"  FROM durable._alarms "
 		" WHERE at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() AND" MINE
 		" ORDER BY at LIMIT $3 FOR UPDATE SKIP LOCKED",
-		3, {INT4OID, INT4OID, INT4OID}
+		4, {INT4OID, INT4OID, INT4OID, OIDOID}
 	},
 	[PLAN_NEXT_ALARM] = {
-		"SELECT at FROM durable._alarms WHERE" MINE " ORDER BY at LIMIT 1 FOR UPDATE SKIP LOCKED",
-		2, {INT4OID, INT4OID}
+		"SELECT at FROM durable._alarms WHERE" MINE
+		" ORDER BY at LIMIT $3 FOR UPDATE SKIP LOCKED",
+		4, {INT4OID, INT4OID, INT4OID, OIDOID}
 	},
 	[PLAN_PENDING_SENDS] = {
 		"SELECT seq, class, id, method, args, attempt, "
 		"       not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp(), not_before "
 		"  FROM durable._outbox WHERE" MINE " ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED",
-		3, {INT4OID, INT4OID, INT4OID}
+		4, {INT4OID, INT4OID, INT4OID, OIDOID}
 	},
 };
 
@@ -233,6 +239,10 @@ jsonb_value(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	return copy;
 }
 
+/* an alarm or send whose object another host holds is tried again this soon */
+#define HELD_ELSEWHERE_RETRY_MS 20
+
+
 typedef struct BlockedObject
 {
 	char		key[DURABLE_MAX_CLASS_BYTES + 1 + DURABLE_MAX_ID_BYTES + 1];
@@ -249,10 +259,11 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	DurableSpiState spi;
-	Datum		values[3];
+	Datum		values[4];
 	int			n = 0;
 	uint64		i;
 	HTAB	   *blocked;
+	bool		held_elsewhere = false;
 	HASHCTL		ctl;
 	bool		isnull;
 
@@ -260,9 +271,10 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 	if (!DurableExtensionPresent() || max <= 0)
 		return 0;
 
-	values[0] = Int32GetDatum(DurableHostCount());
-	values[1] = Int32GetDatum(durable_host_number);
+	values[0] = Int32GetDatum(durable_hosts);
+	values[1] = Int32GetDatum(durable_host_home);
 	values[2] = Int32GetDatum(max);
+	values[3] = ObjectIdGetDatum(durable_host_owner);
 
 	PushActiveSnapshot(GetTransactionSnapshot());
 	DurableSpiBegin(&spi);
@@ -287,6 +299,12 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 		call->method = pstrdup("$alarm");
 		call->args = jsonb_value(tup, desc, 6, cxt);
 		MemoryContextSwitchTo(spicxt);
+		call->object = DurableObjectKey(call->class_name, call->id);
+		if (!DurableHostHoldObject(call->object, &call->cache_valid))
+		{
+			n--;
+			held_elsewhere = true;
+		}
 	}
 
 	/* pending sends, in send order; an object waiting for a retry blocks its later sends */
@@ -306,6 +324,7 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 		char	   *id = text_value(tup, desc, 3);
 		bool		due = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
 		bool		found;
+		bool		cache_valid = false;
 
 		memset(&key, 0, sizeof(key));
 		strlcpy(key.key, class_name, DURABLE_MAX_CLASS_BYTES + 1);
@@ -313,6 +332,14 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 		hash_search(blocked, &key, HASH_FIND, &found);
 		if (found)
 			continue;
+		if (due && n < max &&
+			!DurableHostHoldObject(DurableObjectKey(class_name, id), &cache_valid))
+		{
+			/* another host runs the object now: its later sends wait too */
+			hash_search(blocked, &key, HASH_ENTER, NULL);
+			held_elsewhere = true;
+			continue;
+		}
 		if (!due || n >= max)
 		{
 			TimestampTz nb = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
@@ -335,13 +362,25 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 			call->method = text_value(tup, desc, 4);
 			call->args = jsonb_value(tup, desc, 5, cxt);
 			call->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+			call->object = DurableObjectKey(class_name, id);
+			call->cache_valid = cache_valid;
 			MemoryContextSwitchTo(spicxt);
 		}
+	}
+
+	/* what another host holds now is looked at again soon */
+	if (held_elsewhere)
+	{
+		TimestampTz soon = GetCurrentTimestamp() + HELD_ELSEWHERE_RETRY_MS * 1000;
+
+		if (*next_wake == 0 || soon < *next_wake)
+			*next_wake = soon;
 	}
 
 	/* the next alarm not taken now */
 	if (n == 0)
 	{
+		values[2] = Int32GetDatum(1);
 		execute(PLAN_NEXT_ALARM, values, SPI_OK_SELECT);
 		if (SPI_processed > 0)
 		{

@@ -7,7 +7,7 @@
  *	  behind the hosts' back commits: hosts forget their cached storage;
  *	- the settings epoch moves when an ALTER ROLE/DATABASE ... SET commits:
  *	  hosts read the settings of class owners again;
- *	- the class directory's dirty flag is set when classes changed: host 0
+ *	- the class directory's dirty flag is set when classes changed: the scheduler
  *	  sends the gateway a new directory (and is woken for it).
  * All are atomics; nothing here throws.
  *
@@ -83,7 +83,7 @@ DurableSettingsEpochBump(void)
 
 /*
  * DurableClassDirMarkDirty
- *		Classes changed: host 0 sends the gateway a new directory soon.
+ *		Classes changed: the scheduler sends the gateway a new directory soon.
  */
 void
 DurableClassDirMarkDirty(void)
@@ -91,10 +91,10 @@ DurableClassDirMarkDirty(void)
 	if (shared == NULL)
 		return;
 	pg_atomic_write_u32(&shared->classes_dirty, 1);
-	DurableWakeHostForWork(0);
+	DurableWakeScheduler();
 }
 
-/* whether classes changed since host 0 last asked */
+/* whether classes changed since the scheduler last asked */
 bool
 DurableClassDirTakeDirty(void)
 {

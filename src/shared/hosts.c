@@ -1,21 +1,27 @@
 /*-------------------------------------------------------------------------
  *
  * hosts.c
- *	  The hosts' shared state: who runs, their request rings, their waits in
- *	  chains of calls, their counters.
+ *	  The hosts' shared state: which host processes exist, whose code each
+ *	  runs, what each is busy with, their mailboxes and counters.
  *
- * Each host has a slot in shared memory.  Callers (sessions, other hosts,
- * the gateway) put requests on the ring of the host that owns the object and
- * wake it through its latch; the host takes them in batches.
+ * There are durable.max_hosts host slots.  A slot belongs to one class
+ * owner: its host process runs the calls of that owner's classes only, so
+ * code of one role never runs in a process where another role's code ran
+ * (PL/pgSQL's compiled functions, a PL's session state, caches: nothing of
+ * one owner can reach another).  An owner with work gets durable.hosts
+ * "home" hosts, over which its objects are spread by hash (home k serves
+ * shard % durable.hosts == k), and "extra" hosts (home -1) while its objects
+ * are slow or its homes are busy (lanes.c decides).  A caller that needs a
+ * host that does not exist reserves a free slot for it; the scheduler
+ * (host/scheduler.c) starts the process, and stops hosts that stay idle.
  *
  * Locking rules:
- *	- the ring of a host (head, tail and its entries) is protected by that
- *	  host's LWLock of the named tranche "pg_durable_objects hosts": a batch
- *	  copies up to durable.max_batch entries under it;
- *	- pid, procno, generation, work_pending, the host's wait in a chain of
- *	  calls and its mailbox are a few words under the host's spinlock;
- *	- "polling" is read and written without a lock (a hint for callers);
- *	- the counters are atomics.
+ *	- a slot's state, owner and home change under slots_lock (exclusive);
+ *	  finding a slot takes it shared;
+ *	- pid, procno, generation, work_pending, the chain a host waits in and
+ *	  its mailbox are a few words under the slot's spinlock;
+ *	- what a host is busy with, when it was last active, "polling" and the
+ *	  counters are atomics (read without a lock: hints and statistics).
  * Shared memory is re-initialised on a crash restart (generations start
  * again at 0, so they are compared with !=).
  *
@@ -26,7 +32,6 @@
  */
 #include "shared/hosts.h"
 
-#include "access/twophase.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
@@ -44,19 +49,26 @@ const double durable_latency_bounds_ms[DURABLE_LATENCY_BUCKETS] =
 
 typedef struct HostSlot
 {
-	slock_t		mutex;			/* pid ... mailbox */
-	pid_t		pid;			/* 0 while the host is not running */
+	/* under slots_lock */
+	DurableHostState state;
+	Oid			owner;
+	int			home;
+	/* under mutex */
+	slock_t		mutex;
+	pid_t		pid;			/* 0 while no process runs */
 	int			procno;			/* host's pgprocno, for its latch */
-	uint32		generation;		/* bumped each time a host exits */
+	uint32		generation;		/* bumped each time a host process exits */
 	bool		work_pending;	/* sends committed for it since it last looked */
-	int			waiting_for;	/* 1 + host it waits on in a chain of calls; 0 none */
-	uint64		waiting_chain;	/* the call chain of that wait */
+	uint64		waiting_chain;	/* the chain of calls its running call waits in; 0 none */
 	bool		mailbox_full;	/* a call of waiting_chain handed to it directly */
 	DurableRequest mailbox;
+	/* atomics */
 	volatile bool polling;		/* idle but awake, watching its ring */
-	LWLock	   *ring_lock;		/* head, tail and the ring's entries */
-	uint64		head;			/* next ring position to write */
-	uint64		tail;			/* next ring position to read */
+	pg_atomic_uint64 busy_since;	/* TimestampTz its top-level call started; 0 idle */
+	pg_atomic_uint64 busy_object;	/* DurableObjectKey of that call's object */
+	pg_atomic_uint64 waits_for;	/* the object its innermost call waits for; 0 none */
+	pg_atomic_uint64 last_active;	/* TimestampTz of its last call or start */
+	pg_atomic_uint32 retire;	/* the scheduler asks it to leave if idle */
 	pg_atomic_uint64 calls;
 	pg_atomic_uint64 errors;
 	pg_atomic_uint64 batches;
@@ -67,42 +79,39 @@ typedef struct HostSlot
 
 typedef struct HostsShared
 {
-	int			nhosts;
-	int			ring_capacity;
-	HostSlot	hosts[DURABLE_MAX_HOSTS];
-	DurableRequest rings[FLEXIBLE_ARRAY_MEMBER];	/* nhosts * ring_capacity */
+	int			nslots;
+	LWLock	   *slots_lock;
+	slock_t		mutex;			/* the scheduler's pid and procno */
+	pid_t		scheduler_pid;
+	int			scheduler_procno;
+	pg_atomic_uint32 slot_wanted;	/* a caller found no free slot */
+	pg_atomic_uint32 work_wanted;	/* sends committed for hosts that could not start */
+	HostSlot	hosts[FLEXIBLE_ARRAY_MEMBER];
 } HostsShared;
 
 static HostsShared *shared = NULL;
 
-static int
-ring_capacity(void)
-{
-	/* every backend can have one call waiting, with room for other sources */
-	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts + 64;
-}
-
 static Size
 shared_size(void)
 {
-	return add_size(offsetof(HostsShared, rings),
-					mul_size(mul_size(durable_hosts, ring_capacity()), sizeof(DurableRequest)));
+	return add_size(offsetof(HostsShared, hosts),
+					mul_size(durable_max_hosts, sizeof(HostSlot)));
 }
 
 /*
  * DurableHostsShmemRequest
- *		shmem_request_hook: room for the hosts' state, and their ring locks.
+ *		shmem_request_hook: room for the host slots, and their lock.
  */
 void
 DurableHostsShmemRequest(void)
 {
 	RequestAddinShmemSpace(MAXALIGN(shared_size()));
-	RequestNamedLWLockTranche(HOSTS_TRANCHE, DURABLE_MAX_HOSTS);
+	RequestNamedLWLockTranche(HOSTS_TRANCHE, 1);
 }
 
 /*
  * DurableHostsShmemStartup
- *		shmem_startup_hook: create or attach the hosts' state.
+ *		shmem_startup_hook: create or attach the host slots.
  */
 void
 DurableHostsShmemStartup(void)
@@ -116,17 +125,25 @@ DurableHostsShmemStartup(void)
 	shared = ShmemInitStruct("pg_durable_objects hosts", shared_size(), &found);
 	if (!found)
 	{
-		LWLockPadded *locks = GetNamedLWLockTranche(HOSTS_TRANCHE);
-
-		memset(shared, 0, offsetof(HostsShared, rings));
-		shared->nhosts = durable_hosts;
-		shared->ring_capacity = ring_capacity();
-		for (i = 0; i < DURABLE_MAX_HOSTS; i++)
+		memset(shared, 0, shared_size());
+		shared->nslots = durable_max_hosts;
+		shared->slots_lock = &GetNamedLWLockTranche(HOSTS_TRANCHE)[0].lock;
+		SpinLockInit(&shared->mutex);
+		shared->scheduler_procno = -1;
+		pg_atomic_init_u32(&shared->slot_wanted, 0);
+		pg_atomic_init_u32(&shared->work_wanted, 0);
+		for (i = 0; i < shared->nslots; i++)
 		{
 			HostSlot   *host = &shared->hosts[i];
 
+			host->state = DURABLE_HOST_FREE;
+			host->home = -1;
 			SpinLockInit(&host->mutex);
-			host->ring_lock = &locks[i].lock;
+			pg_atomic_init_u64(&host->busy_since, 0);
+			pg_atomic_init_u64(&host->busy_object, 0);
+			pg_atomic_init_u64(&host->waits_for, 0);
+			pg_atomic_init_u64(&host->last_active, 0);
+			pg_atomic_init_u32(&host->retire, 0);
 			pg_atomic_init_u64(&host->calls, 0);
 			pg_atomic_init_u64(&host->errors, 0);
 			pg_atomic_init_u64(&host->batches, 0);
@@ -149,33 +166,241 @@ DurableShmemReady(void)
 	return shared != NULL;
 }
 
+/* how many host slots there are (durable.max_hosts) */
 int
-DurableHostCount(void)
+DurableHostSlots(void)
 {
-	return shared->nhosts;
+	return shared->nslots;
 }
 
 static HostSlot *
 slot(int hostno)
 {
-	Assert(hostno >= 0 && hostno < shared->nhosts);
+	Assert(hostno >= 0 && hostno < shared->nslots);
 	return &shared->hosts[hostno];
+}
+
+/* ----------------------------------------------------------------------
+ * The scheduler
+ * ----------------------------------------------------------------------
+ */
+
+void
+DurableSchedulerAttach(void)
+{
+	SpinLockAcquire(&shared->mutex);
+	shared->scheduler_pid = MyProcPid;
+	shared->scheduler_procno = MyProc->pgprocno;
+	SpinLockRelease(&shared->mutex);
+}
+
+void
+DurableSchedulerDetach(void)
+{
+	SpinLockAcquire(&shared->mutex);
+	shared->scheduler_pid = 0;
+	shared->scheduler_procno = -1;
+	SpinLockRelease(&shared->mutex);
+}
+
+bool
+DurableSchedulerRunning(void)
+{
+	bool		running;
+
+	SpinLockAcquire(&shared->mutex);
+	running = shared->scheduler_pid != 0;
+	SpinLockRelease(&shared->mutex);
+	return running;
+}
+
+/* wake the scheduler: a slot was reserved, a host is wanted, work is due */
+void
+DurableWakeScheduler(void)
+{
+	int			procno;
+
+	SpinLockAcquire(&shared->mutex);
+	procno = shared->scheduler_procno;
+	SpinLockRelease(&shared->mutex);
+	if (procno >= 0)
+		DurableWakeProc(procno);
+}
+
+/* sends were committed for a home host that could not be started: look for due work */
+void
+DurableWakeSchedulerForWork(void)
+{
+	pg_atomic_write_u32(&shared->work_wanted, 1);
+	DurableWakeScheduler();
+}
+
+bool
+DurableSchedulerTakeWork(void)
+{
+	return pg_atomic_exchange_u32(&shared->work_wanted, 0) != 0;
+}
+
+/* ----------------------------------------------------------------------
+ * Slots
+ * ----------------------------------------------------------------------
+ */
+
+/* the slot of owner's host home (-1: an extra; then any extra), under slots_lock */
+static int
+find_locked(Oid owner, int home)
+{
+	int			i;
+
+	for (i = 0; i < shared->nslots; i++)
+	{
+		HostSlot   *host = &shared->hosts[i];
+
+		if ((host->state == DURABLE_HOST_RESERVED || host->state == DURABLE_HOST_RUNNING) &&
+			host->owner == owner && host->home == home)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * DurableHostFind
+ *		The slot of owner's home host home, reserved or running; -1 if none.
+ */
+int
+DurableHostFind(Oid owner, int home)
+{
+	int			found;
+
+	LWLockAcquire(shared->slots_lock, LW_SHARED);
+	found = find_locked(owner, home);
+	LWLockRelease(shared->slots_lock);
+	return found;
+}
+
+/* a slot given to a new host starts counting again (a new series in /metrics) */
+static void
+reset_counters(HostSlot *host)
+{
+	int			j;
+
+	pg_atomic_write_u64(&host->calls, 0);
+	pg_atomic_write_u64(&host->errors, 0);
+	pg_atomic_write_u64(&host->batches, 0);
+	pg_atomic_write_u32(&host->objects, 0);
+	for (j = 0; j <= DURABLE_LATENCY_BUCKETS; j++)
+		pg_atomic_write_u64(&host->latency[j], 0);
+	pg_atomic_write_u64(&host->latency_sum_us, 0);
+}
+
+/*
+ * DurableHostReserve
+ *		A slot for owner's host home (home -1: a new extra host), reserved
+ *		now if it does not exist yet; the scheduler starts its process.
+ *		-1 if every slot is taken (DurableHostNeedSlot tells the scheduler).
+ */
+int
+DurableHostReserve(Oid owner, int home)
+{
+	int			found = -1;
+	int			i;
+
+	LWLockAcquire(shared->slots_lock, LW_EXCLUSIVE);
+	if (home >= 0)
+		found = find_locked(owner, home);
+	for (i = 0; found < 0 && i < shared->nslots; i++)
+	{
+		HostSlot   *host = &shared->hosts[i];
+
+		if (host->state != DURABLE_HOST_FREE)
+			continue;
+		host->state = DURABLE_HOST_RESERVED;
+		host->owner = owner;
+		host->home = home;
+		pg_atomic_write_u32(&host->retire, 0);
+		pg_atomic_write_u64(&host->busy_since, 0);
+		pg_atomic_write_u64(&host->waits_for, 0);
+		pg_atomic_write_u64(&host->last_active, (uint64) GetCurrentTimestamp());
+		reset_counters(host);
+		found = i;
+		DurableWakeScheduler();
+	}
+	LWLockRelease(shared->slots_lock);
+	return found;
+}
+
+/* a copy of a slot's state, owner and home */
+void
+DurableHostSlotInfo(int hostno, DurableHostState *state, Oid *owner, int *home)
+{
+	HostSlot   *host = slot(hostno);
+
+	LWLockAcquire(shared->slots_lock, LW_SHARED);
+	*state = host->state;
+	*owner = host->owner;
+	*home = host->home;
+	LWLockRelease(shared->slots_lock);
+}
+
+/*
+ * DurableHostFree
+ *		The slot is free again: its process left (or could not start) and its
+ *		ring was emptied.
+ */
+void
+DurableHostFree(int hostno)
+{
+	HostSlot   *host = slot(hostno);
+
+	LWLockAcquire(shared->slots_lock, LW_EXCLUSIVE);
+	host->state = DURABLE_HOST_FREE;
+	host->owner = InvalidOid;
+	host->home = -1;
+	LWLockRelease(shared->slots_lock);
+}
+
+/*
+ * DurableHostStartExit
+ *		A running host wants to leave: if idle(hostno) still holds under the
+ *		slots lock (nothing queued, nothing held), it takes no new work from
+ *		now on.  Returns whether it may exit.
+ */
+bool
+DurableHostStartExit(int hostno, bool (*idle) (int hostno))
+{
+	HostSlot   *host = slot(hostno);
+	bool		leaving = false;
+
+	LWLockAcquire(shared->slots_lock, LW_EXCLUSIVE);
+	if (host->state == DURABLE_HOST_RUNNING && idle(hostno))
+	{
+		host->state = DURABLE_HOST_EXITING;
+		leaving = true;
+	}
+	LWLockRelease(shared->slots_lock);
+	return leaving;
 }
 
 /*
  * DurableHostAttach / DurableHostDetach
- *		A host worker starts (this process), or is gone: its exit callback
- *		answered everyone it held first.
+ *		A host process starts in its slot (this process), or is gone: its exit
+ *		callback answered everyone it held first.  Detach leaves the slot
+ *		reserved for a successor unless the host was exiting on purpose.
  */
 void
 DurableHostAttach(int hostno)
 {
 	HostSlot   *host = slot(hostno);
 
+	LWLockAcquire(shared->slots_lock, LW_EXCLUSIVE);
+	if (host->state == DURABLE_HOST_RESERVED)
+		host->state = DURABLE_HOST_RUNNING;
+	LWLockRelease(shared->slots_lock);
 	SpinLockAcquire(&host->mutex);
 	host->pid = MyProcPid;
 	host->procno = MyProc->pgprocno;
 	SpinLockRelease(&host->mutex);
+	pg_atomic_write_u64(&host->last_active, (uint64) GetCurrentTimestamp());
 }
 
 void
@@ -186,15 +411,30 @@ DurableHostDetach(int hostno)
 	SpinLockAcquire(&host->mutex);
 	host->pid = 0;
 	host->generation++;
+	host->waiting_chain = 0;
 	SpinLockRelease(&host->mutex);
+	pg_atomic_write_u64(&host->busy_since, 0);
+	pg_atomic_write_u64(&host->waits_for, 0);
+	pg_atomic_write_u32(&host->objects, 0);
+	LWLockAcquire(shared->slots_lock, LW_EXCLUSIVE);
+	if (host->state == DURABLE_HOST_RUNNING)
+		host->state = DURABLE_HOST_RESERVED;	/* died: the scheduler starts another */
+	else if (host->state == DURABLE_HOST_EXITING)
+	{
+		host->state = DURABLE_HOST_FREE;
+		host->owner = InvalidOid;
+		host->home = -1;
+	}
+	LWLockRelease(shared->slots_lock);
+	DurableWakeScheduler();
 }
 
 /*
- * DurableHostState
+ * DurableHostProcess
  *		The host's pid (0: not running) and generation.
  */
 void
-DurableHostState(int hostno, pid_t *pid, uint32 *generation)
+DurableHostProcess(int hostno, pid_t *pid, uint32 *generation)
 {
 	HostSlot   *host = slot(hostno);
 
@@ -204,82 +444,100 @@ DurableHostState(int hostno, pid_t *pid, uint32 *generation)
 	SpinLockRelease(&host->mutex);
 }
 
-static DurableRequest *
-ring_entry(int hostno, uint64 pos)
+/*
+ * DurableHostNeedSlot / DurableHostSlotWanted
+ *		A caller found every slot taken: the scheduler stops an idle host of
+ *		another owner to make room.
+ */
+void
+DurableHostNeedSlot(void)
 {
-	return &shared->rings[(Size) hostno * shared->ring_capacity + pos % shared->ring_capacity];
+	pg_atomic_write_u32(&shared->slot_wanted, 1);
+	DurableWakeScheduler();
 }
 
-/*
- * DurableEnqueue
- *		Append a request to a host's ring and wake it; false if the ring is
- *		full.  Returns the host's generation so the caller can notice the host
- *		exiting.
- */
 bool
-DurableEnqueue(int hostno, const DurableRequest *req, uint32 *generation)
+DurableHostSlotWanted(void)
+{
+	return pg_atomic_exchange_u32(&shared->slot_wanted, 0) != 0;
+}
+
+/* ----------------------------------------------------------------------
+ * What a host is busy with
+ * ----------------------------------------------------------------------
+ */
+
+/* the host starts a top-level call of object */
+void
+DurableHostSetBusy(int hostno, uint64 object)
 {
 	HostSlot   *host = slot(hostno);
-	bool		ok = false;
-	int			procno = -1;
-	pid_t		pid;
+
+	pg_atomic_write_u64(&host->busy_object, object);
+	pg_write_barrier();
+	pg_atomic_write_u64(&host->busy_since, (uint64) GetCurrentTimestamp());
+}
+
+void
+DurableHostSetIdle(int hostno)
+{
+	HostSlot   *host = slot(hostno);
 	TimestampTz now = GetCurrentTimestamp();
 
-	LWLockAcquire(host->ring_lock, LW_EXCLUSIVE);
-	if (host->head - host->tail < (uint64) shared->ring_capacity)
-	{
-		DurableRequest *entry = ring_entry(hostno, host->head);
-
-		*entry = *req;
-		entry->enqueued_at = now;
-		host->head++;
-		ok = true;
-	}
-	LWLockRelease(host->ring_lock);
-
-	SpinLockAcquire(&host->mutex);
-	*generation = host->generation;
-	pid = host->pid;
-	if (pid != 0)
-		procno = host->procno;
-	SpinLockRelease(&host->mutex);
-
-	if (ok && procno >= 0)
-		DurableWakeProc(procno);
-	return ok;
+	pg_atomic_write_u64(&host->busy_since, 0);
+	pg_atomic_write_u64(&host->last_active, (uint64) now);
 }
 
-/*
- * DurableDequeue
- *		Take up to max requests from a host's ring, oldest first.
- */
-int
-DurableDequeue(int hostno, DurableRequest *reqs, int max)
+/* the host's innermost call now waits for object (0: waits no more) */
+void
+DurableHostSetWaitsFor(int hostno, uint64 object)
 {
-	HostSlot   *host = slot(hostno);
-	int			n = 0;
+	pg_atomic_write_u64(&slot(hostno)->waits_for, object);
+}
 
-	LWLockAcquire(host->ring_lock, LW_EXCLUSIVE);
-	while (n < max && host->tail != host->head)
-	{
-		reqs[n++] = *ring_entry(hostno, host->tail);
-		host->tail++;
-	}
-	LWLockRelease(host->ring_lock);
-	return n;
+uint64
+DurableHostWaitsFor(int hostno)
+{
+	return pg_atomic_read_u64(&slot(hostno)->waits_for);
 }
 
 /*
- * DurableRingEmpty
- *		Whether a host's ring holds no request, without taking its lock: for
- *		polling.
+ * DurableHostBusy
+ *		Whether the host has been in one call since before busy_before (0:
+ *		whether it is in a call at all); *object gets that call's object.
  */
 bool
-DurableRingEmpty(int hostno)
+DurableHostBusy(int hostno, TimestampTz busy_before, uint64 *object)
 {
-	volatile HostSlot *host = slot(hostno);
+	HostSlot   *host = slot(hostno);
+	TimestampTz since = (TimestampTz) pg_atomic_read_u64(&host->busy_since);
 
-	return host->head == host->tail;
+	if (since == 0 || (busy_before != 0 && since >= busy_before))
+		return false;
+	pg_read_barrier();
+	if (object)
+		*object = pg_atomic_read_u64(&host->busy_object);
+	return true;
+}
+
+/* the scheduler asks an idle host to leave (its slot is wanted) */
+void
+DurableHostAskRetire(int hostno)
+{
+	pg_atomic_write_u32(&slot(hostno)->retire, 1);
+	DurableWakeHost(hostno);
+}
+
+bool
+DurableHostRetireAsked(int hostno)
+{
+	return pg_atomic_exchange_u32(&slot(hostno)->retire, 0) != 0;
+}
+
+TimestampTz
+DurableHostLastActive(int hostno)
+{
+	return (TimestampTz) pg_atomic_read_u64(&slot(hostno)->last_active);
 }
 
 /*
@@ -300,30 +558,46 @@ DurableHostPolling(int hostno)
 	return slot(hostno)->polling;
 }
 
+/* ----------------------------------------------------------------------
+ * Waking
+ * ----------------------------------------------------------------------
+ */
+
 void
 DurableWakeProc(int procno)
 {
 	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
-/*
- * DurableWakeHostForWork
- *		Tell a host that it has work besides its ring (sends committed for it,
- *		classes changed, a new gateway), and wake it.
- */
+/* wake a host if its process runs */
 void
-DurableWakeHostForWork(int hostno)
+DurableWakeHost(int hostno)
 {
 	HostSlot   *host = slot(hostno);
 	int			procno = -1;
 
 	SpinLockAcquire(&host->mutex);
-	host->work_pending = true;
 	if (host->pid != 0)
 		procno = host->procno;
 	SpinLockRelease(&host->mutex);
 	if (procno >= 0)
 		DurableWakeProc(procno);
+}
+
+/*
+ * DurableWakeHostForWork
+ *		Tell a host that it has work besides its ring (sends committed for it,
+ *		classes changed), and wake it.
+ */
+void
+DurableWakeHostForWork(int hostno)
+{
+	HostSlot   *host = slot(hostno);
+
+	SpinLockAcquire(&host->mutex);
+	host->work_pending = true;
+	SpinLockRelease(&host->mutex);
+	DurableWakeHost(hostno);
 }
 
 /*
@@ -343,45 +617,45 @@ DurableHostTakeWorkPending(int hostno)
 	return pending;
 }
 
+/* ----------------------------------------------------------------------
+ * Mailbox
+ * ----------------------------------------------------------------------
+ */
+
 /*
- * DurableHostSwapWait
- *		The host now waits on host waiting_for (-1: on nobody) in call chain
- *		chain; returns the wait it had before.
+ * DurableHostSwapChain
+ *		The host's running call now waits in call chain chain (0: waits no
+ *		more); *old_chain gets the chain it waited in before.
  */
 void
-DurableHostSwapWait(int hostno, int waiting_for, uint64 chain,
-					int *old_waiting_for, uint64 *old_chain)
+DurableHostSwapChain(int hostno, uint64 chain, uint64 *old_chain)
 {
 	HostSlot   *host = slot(hostno);
 
 	SpinLockAcquire(&host->mutex);
-	*old_waiting_for = host->waiting_for - 1;
 	*old_chain = host->waiting_chain;
-	host->waiting_for = waiting_for + 1;
 	host->waiting_chain = chain;
 	SpinLockRelease(&host->mutex);
 }
 
-/*
- * DurableHostWait
- *		Whom the host waits on (-1: nobody), in which chain.
- */
-void
-DurableHostWait(int hostno, int *waiting_for, uint64 *chain)
+/* the chain the host's running call waits in (0: none) */
+uint64
+DurableHostChain(int hostno)
 {
 	HostSlot   *host = slot(hostno);
+	uint64		chain;
 
 	SpinLockAcquire(&host->mutex);
-	*waiting_for = host->waiting_for - 1;
-	*chain = host->waiting_chain;
+	chain = host->waiting_chain;
 	SpinLockRelease(&host->mutex);
+	return chain;
 }
 
 /*
  * DurableHostMailboxPut
- *		If the host waits in call chain req->chain and its mailbox is empty,
- *		put the request there (it runs it nested in its waiting call) and wake
- *		it.  *generation gets the host's generation either way.
+ *		If the host's running call waits for another object and its mailbox
+ *		is empty, put the request there (it runs it nested in its waiting
+ *		call) and wake it.  *generation gets the host's generation either way.
  */
 bool
 DurableHostMailboxPut(int hostno, const DurableRequest *req, uint32 *generation)
@@ -391,7 +665,7 @@ DurableHostMailboxPut(int hostno, const DurableRequest *req, uint32 *generation)
 	int			procno = -1;
 
 	SpinLockAcquire(&host->mutex);
-	if (host->pid != 0 && host->waiting_chain == req->chain && !host->mailbox_full)
+	if (host->pid != 0 && host->waiting_chain != 0 && !host->mailbox_full)
 	{
 		host->mailbox = *req;
 		host->mailbox_full = true;
@@ -422,13 +696,15 @@ DurableHostMailboxTake(int hostno, DurableRequest *req, bool stop_waiting)
 		*req = host->mailbox;
 	host->mailbox_full = false;
 	if (stop_waiting)
-	{
-		host->waiting_for = 0;
 		host->waiting_chain = 0;
-	}
 	SpinLockRelease(&host->mutex);
 	return have;
 }
+
+/* ----------------------------------------------------------------------
+ * Counters
+ * ----------------------------------------------------------------------
+ */
 
 /*
  * DurableHostAddBatch
@@ -472,24 +748,27 @@ DurableHostSetObjects(int hostno, uint32 objects)
 
 /*
  * DurableHostGetStats
- *		A copy of a host's state and counters (for the views and /metrics).
- *		Takes no LWLock: the queue depth is read as it is.
+ *		A copy of a host's state and counters (for the views and /metrics);
+ *		queue_depth is the caller's to fill (lanes.c).
  */
 void
 DurableHostGetStats(int hostno, DurableHostStats *stats)
 {
-	volatile HostSlot *host = slot(hostno);
+	HostSlot   *host = slot(hostno);
 	int			b;
 
-	SpinLockAcquire(&slot(hostno)->mutex);
+	memset(stats, 0, sizeof(*stats));
+	DurableHostSlotInfo(hostno, &stats->state, &stats->owner, &stats->home);
+	SpinLockAcquire(&host->mutex);
 	stats->pid = host->pid;
-	SpinLockRelease(&slot(hostno)->mutex);
-	stats->queue_depth = host->head - host->tail;
-	stats->calls = pg_atomic_read_u64(&slot(hostno)->calls);
-	stats->errors = pg_atomic_read_u64(&slot(hostno)->errors);
-	stats->batches = pg_atomic_read_u64(&slot(hostno)->batches);
-	stats->objects = pg_atomic_read_u32(&slot(hostno)->objects);
+	SpinLockRelease(&host->mutex);
+	stats->busy_since = (TimestampTz) pg_atomic_read_u64(&host->busy_since);
+	stats->waiting = pg_atomic_read_u64(&host->waits_for) != 0;
+	stats->calls = pg_atomic_read_u64(&host->calls);
+	stats->errors = pg_atomic_read_u64(&host->errors);
+	stats->batches = pg_atomic_read_u64(&host->batches);
+	stats->objects = pg_atomic_read_u32(&host->objects);
 	for (b = 0; b <= DURABLE_LATENCY_BUCKETS; b++)
-		stats->latency[b] = pg_atomic_read_u64(&slot(hostno)->latency[b]);
-	stats->latency_sum_us = pg_atomic_read_u64(&slot(hostno)->latency_sum_us);
+		stats->latency[b] = pg_atomic_read_u64(&host->latency[b]);
+	stats->latency_sum_us = pg_atomic_read_u64(&host->latency_sum_us);
 }

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * hosts.h
- *	  The hosts' shared state: who runs, their request rings, their waits in
- *	  chains of calls, their counters (hosts.c).
+ *	  The hosts' shared state: which host processes exist, whose code each
+ *	  runs, what each is busy with, their mailboxes and counters (hosts.c).
  *
  * IDENTIFICATION
  *	  src/shared/hosts.h
@@ -18,8 +18,9 @@
 #include "utils/dsa.h"
 
 /*
- * One entry of a host's ring: a call for one of its objects.  The message
- * (messages.h) lives in the shared message area; the host frees it.
+ * One call waiting for a host: an entry of a host's ring (lanes.c) or of its
+ * mailbox.  The message (messages.h) lives in the shared message area; the
+ * host frees it.
  */
 typedef struct DurableRequest
 {
@@ -28,17 +29,32 @@ typedef struct DurableRequest
 	int32		kind;			/* DurableRequestKind (messages.h) */
 	dsa_pointer message;
 	uint64		chain;			/* call chain of a call between objects; 0 none */
+	uint64		object;			/* DurableObjectKey of the called object */
 	TimestampTz enqueued_at;	/* for the latency histogram */
 } DurableRequest;
+
+/* the life of a host slot */
+typedef enum DurableHostState
+{
+	DURABLE_HOST_FREE = 0,		/* no host */
+	DURABLE_HOST_RESERVED,		/* given to an owner; the scheduler starts its process */
+	DURABLE_HOST_RUNNING,		/* its process runs */
+	DURABLE_HOST_EXITING		/* its process is leaving; takes no new work */
+} DurableHostState;
 
 /* upper bounds (ms) of the call latency histogram's buckets; one more for +Inf */
 #define DURABLE_LATENCY_BUCKETS 14
 extern const double durable_latency_bounds_ms[DURABLE_LATENCY_BUCKETS];
 
-/* a copy of one host's counters */
+/* a copy of one host's state and counters */
 typedef struct DurableHostStats
 {
+	DurableHostState state;
 	pid_t		pid;			/* 0: not running */
+	Oid			owner;			/* whose classes it runs */
+	int			home;			/* which of the owner's durable.hosts; -1: an extra */
+	TimestampTz busy_since;		/* its running call started then; 0: idle */
+	bool		waiting;		/* that call waits for another object */
 	uint64		queue_depth;
 	uint64		calls;
 	uint64		errors;
@@ -51,29 +67,49 @@ typedef struct DurableHostStats
 extern void DurableHostsShmemRequest(void);
 extern void DurableHostsShmemStartup(void);
 extern bool DurableShmemReady(void);
-extern int	DurableHostCount(void);
+extern int	DurableHostSlots(void);
 
-/* a host's life */
+/* the scheduler process */
+extern void DurableSchedulerAttach(void);
+extern void DurableSchedulerDetach(void);
+extern bool DurableSchedulerRunning(void);
+extern void DurableWakeScheduler(void);
+extern void DurableWakeSchedulerForWork(void);
+extern bool DurableSchedulerTakeWork(void);
+
+/* slots: which owner's host is where */
+extern int	DurableHostFind(Oid owner, int home);
+extern int	DurableHostReserve(Oid owner, int home);
+extern void DurableHostSlotInfo(int hostno, DurableHostState *state, Oid *owner, int *home);
+extern void DurableHostFree(int hostno);
+extern bool DurableHostStartExit(int hostno, bool (*idle) (int hostno));
 extern void DurableHostAttach(int hostno);
 extern void DurableHostDetach(int hostno);
-extern void DurableHostState(int hostno, pid_t *pid, uint32 *generation);
+extern void DurableHostProcess(int hostno, pid_t *pid, uint32 *generation);
+extern void DurableHostNeedSlot(void);
+extern bool DurableHostSlotWanted(void);
 
-/* its ring */
-extern bool DurableEnqueue(int hostno, const DurableRequest *req, uint32 *generation);
-extern int	DurableDequeue(int hostno, DurableRequest *reqs, int max);
-extern bool DurableRingEmpty(int hostno);
+/* what a host is busy with */
+extern void DurableHostSetBusy(int hostno, uint64 object);
+extern void DurableHostSetIdle(int hostno);
+extern void DurableHostSetWaitsFor(int hostno, uint64 object);
+extern uint64 DurableHostWaitsFor(int hostno);
+extern void DurableHostAskRetire(int hostno);
+extern bool DurableHostRetireAsked(int hostno);
+extern bool DurableHostBusy(int hostno, TimestampTz busy_before, uint64 *object);
+extern TimestampTz DurableHostLastActive(int hostno);
 extern void DurableHostSetPolling(int hostno, bool polling);
 extern bool DurableHostPolling(int hostno);
 
 /* waking */
 extern void DurableWakeProc(int procno);
+extern void DurableWakeHost(int hostno);
 extern void DurableWakeHostForWork(int hostno);
 extern bool DurableHostTakeWorkPending(int hostno);
 
-/* waits in chains of calls between objects, and the mailbox of a waiting host */
-extern void DurableHostSwapWait(int hostno, int waiting_for, uint64 chain,
-								int *old_waiting_for, uint64 *old_chain);
-extern void DurableHostWait(int hostno, int *waiting_for, uint64 *chain);
+/* the mailbox of a host that waits in a chain of calls between objects */
+extern void DurableHostSwapChain(int hostno, uint64 chain, uint64 *old_chain);
+extern uint64 DurableHostChain(int hostno);
 extern bool DurableHostMailboxPut(int hostno, const DurableRequest *req, uint32 *generation);
 extern bool DurableHostMailboxTake(int hostno, DurableRequest *req, bool stop_waiting);
 

@@ -2,13 +2,13 @@
  *
  * objects.c
  *	  Names of objects: the rules for class names, ids, methods and
- *	  payload sizes, and which host owns an object.
+ *	  payload sizes, and the hashes that place an object.
  *
  * An object is (class, id).  A class name matches ^[a-z_][a-z0-9_]{0,62}$
  * (DurableClassNameValid is the one definition of that rule: SQL checks and
  * the gateway's routes use it), an id has 1 to 512 bytes, a method must not
  * be empty nor start with "$" (lifecycle methods are the system's).  Objects
- * are spread over the hosts by a stable hash of class and id.
+ * are placed by stable hashes of class and id.
  *
  * IDENTIFICATION
  *	  src/shared/objects.c
@@ -16,7 +16,6 @@
  *-------------------------------------------------------------------------
  */
 #include "shared/objects.h"
-#include "shared/hosts.h"
 
 #include "common/hashfn.h"
 
@@ -102,30 +101,45 @@ DurableCheckMessageSize(Size size, const char *what)
 						   size, durable_max_message_bytes)));
 }
 
+/* class NUL id, the bytes both hashes of an object are made of; returns its length */
+static int
+object_bytes(const char *class_name, const char *id, char *key)
+{
+	size_t		clen = Min(strlen(class_name), DURABLE_MAX_CLASS_BYTES);
+	size_t		ilen = Min(strlen(id), DURABLE_MAX_ID_BYTES);
+
+	memcpy(key, class_name, clen);
+	key[clen] = '\0';
+	memcpy(key + clen + 1, id, ilen);
+	return (int) (clen + 1 + ilen);
+}
+
 /*
  * DurableObjectShard
- *		Stable hash of object (class, id); its host is shard % durable.hosts.
+ *		Stable hash of object (class, id), stored with its alarms and sends:
+ *		its home host is shard % durable.hosts among its owner's hosts.
  */
 uint32
 DurableObjectShard(const char *class_name, const char *id)
 {
 	char		key[DURABLE_MAX_CLASS_BYTES + 1 + DURABLE_MAX_ID_BYTES];
-	size_t		clen = Min(strlen(class_name), DURABLE_MAX_CLASS_BYTES);
-	size_t		ilen = Min(strlen(id), DURABLE_MAX_ID_BYTES);
 
 	/* no allocation: the gateway calls this inside lws callbacks */
-	memcpy(key, class_name, clen);
-	key[clen] = '\0';
-	memcpy(key + clen + 1, id, ilen);
-	return hash_bytes((unsigned char *) key, (int) (clen + 1 + ilen));
+	return hash_bytes((unsigned char *) key, object_bytes(class_name, id, key));
 }
 
 /*
- * DurableHostFor
- *		The host that owns object (class, id).
+ * DurableObjectKey
+ *		64-bit hash of object (class, id), never 0: the key of its lane
+ *		(shared/lanes.c).  Two objects with the same key would only share a
+ *		lane, running one after the other.
  */
-int
-DurableHostFor(const char *class_name, const char *id)
+uint64
+DurableObjectKey(const char *class_name, const char *id)
 {
-	return (int) (DurableObjectShard(class_name, id) % (uint32) DurableHostCount());
+	char		key[DURABLE_MAX_CLASS_BYTES + 1 + DURABLE_MAX_ID_BYTES];
+	uint64		h = hash_bytes_extended((unsigned char *) key,
+										object_bytes(class_name, id, key), 0x4455524142);
+
+	return h != 0 ? h : 1;
 }

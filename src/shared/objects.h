@@ -2,7 +2,7 @@
  *
  * objects.h
  *	  Names of objects: the rules for class names, ids, methods and
- *	  payload sizes, and which host owns an object (objects.c).
+ *	  payload sizes, and the hashes that place an object (objects.c).
  *
  * IDENTIFICATION
  *	  src/shared/objects.h
@@ -20,6 +20,6 @@ extern void DurableCheckId(const char *id);
 extern void DurableCheckMethod(const char *method);
 extern void DurableCheckMessageSize(Size size, const char *what);
 extern uint32 DurableObjectShard(const char *class_name, const char *id);
-extern int	DurableHostFor(const char *class_name, const char *id);
+extern uint64 DurableObjectKey(const char *class_name, const char *id);
 
 #endif							/* DURABLE_OBJECTS_H */

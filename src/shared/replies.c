@@ -5,7 +5,8 @@
  *
  * Every process that may call an object (a backend, a host) has a reply
  * slot, found by its pgprocno.  A caller begins a call (a new sequence
- * number), puts the call on its host's ring and waits on its latch; the host
+ * number), hands the call to the host that runs its object (lanes.c) and
+ * waits on its latch; the host
  * publishes the reply into the slot only after the call's transaction
  * committed, and only if the caller still waits for exactly that call, so a
  * cancelled caller's late reply is dropped instead of being read by its next
@@ -21,7 +22,7 @@
  *-------------------------------------------------------------------------
  */
 #include "shared/replies.h"
-#include "shared/hosts.h"
+#include "shared/lanes.h"
 
 #include "portability/instr_time.h"
 
@@ -54,6 +55,7 @@ typedef struct ReplySlot
 	uint64		last_seq;		/* last sequence number handed out */
 	uint64		waiting_seq;	/* call the owner waits for; 0 = none */
 	uint64		done_seq;		/* call whose reply is in "reply" */
+	uint64		started_seq;	/* call a host started running */
 	int32		status;			/* DurableReplyStatus of that reply */
 	dsa_pointer reply;			/* the stored DurableReplyMsg, or InvalidDsaPointer */
 } ReplySlot;
@@ -163,20 +165,45 @@ DurableReplySlotResume(uint64 outer)
 }
 
 /*
- * DurableReplySlotWaiting
- *		Whether the owner of slot procno still waits for call seq.  Hosts skip
- *		calls whose caller already gave up.
+ * DurableReplySlotStart
+ *		A host is about to run call seq of the owner of slot procno: whether
+ *		the owner still waits for it.  Hosts skip calls whose caller already
+ *		gave up; a caller that waited too long for its call to start gives up
+ *		only on a call no host started.
  */
 bool
-DurableReplySlotWaiting(int procno, uint64 seq)
+DurableReplySlotStart(int procno, uint64 seq)
 {
 	ReplySlot *slot = &shared->slots[procno];
 	bool		waiting;
 
 	SpinLockAcquire(&slot->mutex);
 	waiting = (slot->waiting_seq == seq && slot->done_seq != seq);
+	if (waiting)
+		slot->started_seq = seq;
 	SpinLockRelease(&slot->mutex);
 	return waiting;
+}
+
+/*
+ * give_up_unstarted
+ *		Stop waiting for call seq if no host started it: true if so (a host
+ *		that comes to it later skips it).
+ */
+static bool
+give_up_unstarted(uint64 seq)
+{
+	ReplySlot *slot = my_slot();
+	bool		gave_up = false;
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->waiting_seq == seq && slot->started_seq != seq && slot->done_seq != seq)
+	{
+		slot->waiting_seq = 0;
+		gave_up = true;
+	}
+	SpinLockRelease(&slot->mutex);
+	return gave_up;
 }
 
 /*
@@ -280,15 +307,18 @@ DurableReplySlotAbandon(uint64 seq)
  *		generation generation) arrives, and return it.  With poll (the host
  *		was awake and idle) first watch the reply slot for POLL_US.  Ends with
  *		an ERROR on cancel or statement_timeout (through
- *		CHECK_FOR_INTERRUPTS) and when the host exits without answering.
- *		while_waiting, if given, runs after every wakeup (a host serves its
- *		mailbox there).
+ *		CHECK_FOR_INTERRUPTS), when the host exits without answering, and
+ *		with start_limit_ms > 0 when no host started the call that long
+ *		(53400).  while_waiting, if given, runs after every wakeup (a host
+ *		serves its mailbox there).
  */
-DurableReplyStatus
+static DurableReplyStatus
 DurableWaitForReply(int hostno, uint64 seq, uint32 generation, bool poll,
-					DurableReplyMsg *reply, void (*while_waiting) (void))
+					int start_limit_ms, DurableReplyMsg *reply,
+					void (*while_waiting) (void))
 {
 	TimestampTz down_since = 0;
+	TimestampTz started_at = GetCurrentTimestamp();
 
 	/*
 	 * The host was awake and idle: the reply may come before a sleep would
@@ -324,13 +354,14 @@ DurableWaitForReply(int hostno, uint64 seq, uint32 generation, bool poll,
 		DurableReplyStatus status = slot_take(seq, reply);
 		uint32		now_generation;
 		pid_t		pid;
+		long		timeout = 1000L;
 
 		if (status != DURABLE_REPLY_NONE)
 			return status;
 
-		DurableHostState(hostno, &pid, &now_generation);
+		DurableHostProcess(hostno, &pid, &now_generation);
 
-		/* a host restarts within seconds; one that stays down may never come */
+		/* a host starts or restarts within seconds; one that stays down may never come */
 		if (pid != 0)
 			down_since = 0;
 		else if (down_since == 0)
@@ -341,7 +372,7 @@ DurableWaitForReply(int hostno, uint64 seq, uint32 generation, bool poll,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("durable host %d is not running", hostno),
 					 errdetail("The call was not started."),
-					 errhint("See the server log. The hosts need durable.hosts free background worker slots (max_worker_processes).")));
+					 errhint("See the server log. Hosts need free background worker slots (max_worker_processes).")));
 
 		if (now_generation != generation)
 		{
@@ -355,8 +386,28 @@ DurableWaitForReply(int hostno, uint64 seq, uint32 generation, bool poll,
 					 errdetail("The outcome of the call is unknown.")));
 		}
 
+		if (start_limit_ms > 0)
+		{
+			long		left = start_limit_ms -
+				(long) ((GetCurrentTimestamp() - started_at) / 1000);
+
+			if (left <= 0)
+			{
+				if (give_up_unstarted(seq))
+					ereport(ERROR,
+							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+							 errmsg("durable call could not start within durable.call_timeout (%d ms)",
+									start_limit_ms),
+							 errdetail("Its host was busy with other calls all that time; the call was not run."),
+							 errhint("Raise durable.max_hosts (and max_worker_processes), or make the calls ahead of it faster.")));
+				start_limit_ms = 0;	/* it started: it ends within its own limit */
+			}
+			else
+				timeout = Min(timeout, left);
+		}
+
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (while_waiting)
@@ -365,23 +416,70 @@ DurableWaitForReply(int hostno, uint64 seq, uint32 generation, bool poll,
 }
 
 /*
- * DurableCallHost
- *		Call an object: store msg, hand the request to host hostno and wait
- *		for the reply (the caller raises it).  deliver puts the request where
- *		it belongs (NULL: on the host's ring) and returns whether it took it;
+ * submit
+ *		Hand req to the host that runs its object (to the mailbox of a host
+ *		waiting in req's chain, with in_chain), waiting up to start_limit_ms
+ *		for a host slot if every one is taken.  ERROR 53400 if the call cannot
+ *		be queued.
+ */
+static void
+submit(const DurableTarget *target, DurableRequest *req, bool in_chain, int start_limit_ms,
+	   int *hostno, uint32 *generation)
+{
+	TimestampTz since = GetCurrentTimestamp();
+
+	if (in_chain && DurableSubmitToWaitingHost(req, hostno, generation))
+		return;
+	for (;;)
+	{
+		switch (DurableSubmit(target->owner, target->shard, req, hostno, generation))
+		{
+			case DURABLE_SUBMIT_OK:
+				return;
+			case DURABLE_SUBMIT_FULL:
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("the queue of the durable object's host is full"),
+						 errdetail("The call was not run.")));
+				break;
+			case DURABLE_SUBMIT_NO_HOST:
+				if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(),
+											   Max(start_limit_ms, 1)))
+					ereport(ERROR,
+							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+							 errmsg("no durable host is free for the call"),
+							 errdetail("All durable.max_hosts (%d) hosts are in use by other class owners; the call was not run.",
+									   durable_max_hosts),
+							 errhint("Raise durable.max_hosts (and max_worker_processes).")));
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 10L, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				break;
+		}
+	}
+}
+
+/*
+ * DurableCallObject
+ *		Call an object: store msg, hand the request to the host that runs the
+ *		object (target), and wait for the reply (the caller raises it).
+ *		in_chain: a call between objects in chain chain (see submit);
  *		while_waiting runs after each wakeup (see DurableWaitForReply); poll:
- *		watch the reply slot before sleeping.  On any error the request is
- *		withdrawn (a host that has not started it skips it).  A wait nested in
- *		another (a host serving a call while it waits in its chain) ends by
- *		waiting for the outer call again.
+ *		watch the reply slot before sleeping if the host is idle and awake;
+ *		start_limit_ms: give up with 53400 on a call that no host started for
+ *		that long.  On any error the request is withdrawn (a host that has not
+ *		started it skips it).  A wait nested in another (a host serving a call
+ *		while it waits in its chain) ends by waiting for the outer call again.
  */
 DurableReplyStatus
-DurableCallHost(int hostno, DurableRequestKind kind, const DurableCallMsg *msg, uint64 chain,
-				DurableDeliverFn deliver, void (*while_waiting) (void), bool poll,
-				DurableReplyMsg *reply)
+DurableCallObject(const DurableTarget *target, DurableRequestKind kind, const DurableCallMsg *msg,
+				  uint64 chain, bool in_chain, void (*while_waiting) (void), bool poll,
+				  int start_limit_ms, DurableReplyMsg *reply)
 {
 	DurableRequest req;
 	uint32		generation = 0;
+	int			hostno = -1;
 	uint64		outer_seq;
 	DurableReplyStatus status = DURABLE_REPLY_NONE;
 
@@ -390,6 +488,7 @@ DurableCallHost(int hostno, DurableRequestKind kind, const DurableCallMsg *msg, 
 	req.caller = MyProc->pgprocno;
 	req.kind = kind;
 	req.chain = chain;
+	req.object = target->object;
 	req.message = DurableCallMsgStore(kind, msg);
 	if (!DsaPointerIsValid(req.message))
 	{
@@ -402,15 +501,11 @@ DurableCallHost(int hostno, DurableRequestKind kind, const DurableCallMsg *msg, 
 
 	PG_TRY();
 	{
-		if (deliver == NULL || !deliver(hostno, &req, &generation))
-		{
-			if (!DurableEnqueue(hostno, &req, &generation))
-				ereport(ERROR,
-						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-						 errmsg("the queue of durable host %d is full", hostno)));
-		}
+		submit(target, &req, in_chain, start_limit_ms, &hostno, &generation);
 		req.message = InvalidDsaPointer;	/* the host owns it now */
-		status = DurableWaitForReply(hostno, req.seq, generation, poll, reply, while_waiting);
+		status = DurableWaitForReply(hostno, req.seq, generation,
+									 poll && DurableHostPolling(hostno), start_limit_ms,
+									 reply, while_waiting);
 	}
 	PG_CATCH();
 	{

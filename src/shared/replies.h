@@ -18,24 +18,26 @@
 extern void DurableRepliesShmemRequest(void);
 extern void DurableRepliesShmemStartup(void);
 
+/* the object a call goes to */
+typedef struct DurableTarget
+{
+	Oid			owner;			/* its class owner */
+	uint32		shard;			/* DurableObjectShard */
+	uint64		object;			/* DurableObjectKey */
+} DurableTarget;
+
 extern uint64 DurableReplySlotBegin(uint64 *outer);
 extern void DurableReplySlotResume(uint64 outer);
-extern bool DurableReplySlotWaiting(int procno, uint64 seq);
+extern bool DurableReplySlotStart(int procno, uint64 seq);
 extern bool DurableReplySlotPublish(int procno, uint64 seq, const DurableReplyMsg *reply);
 extern void DurableReplySlotAbandon(uint64 seq);
-/* puts a request where it belongs; false: the caller enqueues it on the ring */
-typedef bool (*DurableDeliverFn) (int hostno, const DurableRequest *req, uint32 *generation);
 
-extern DurableReplyStatus DurableCallHost(int hostno, DurableRequestKind kind,
-										  const DurableCallMsg *msg, uint64 chain,
-										  DurableDeliverFn deliver,
-										  void (*while_waiting) (void), bool poll,
-										  DurableReplyMsg *reply);
+extern DurableReplyStatus DurableCallObject(const DurableTarget *target, DurableRequestKind kind,
+											const DurableCallMsg *msg, uint64 chain,
+											bool in_chain, void (*while_waiting) (void),
+											bool poll, int start_limit_ms,
+											DurableReplyMsg *reply);
 extern Jsonb *DurableReplyResult(DurableReplyStatus status, const DurableReplyMsg *reply,
 								 const char *class_name, const char *id, const char *method,
 								 bool *isnull);
-extern DurableReplyStatus DurableWaitForReply(int hostno, uint64 seq, uint32 generation,
-											  bool poll, DurableReplyMsg *reply,
-											  void (*while_waiting) (void));
-
 #endif							/* DURABLE_REPLIES_H */

@@ -21,6 +21,8 @@
 
 char	   *durable_database = NULL;
 int			durable_hosts = 2;
+int			durable_max_hosts = 8;
+int			durable_busy_threshold = 50;
 int			durable_max_batch = 64;
 int			durable_call_timeout = 30000;
 int			durable_max_message_bytes = 1024 * 1024;
@@ -52,10 +54,19 @@ define_postmaster_settings(void)
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("durable.hosts",
-							"Number of host workers that execute objects.",
-							"Objects are spread over the hosts by a hash of class and id.",
+							"Number of home host workers of each class owner with work.",
+							"A host runs the classes of one owner; the owner's objects are spread over its home hosts by a hash of class and id.",
 							&durable_hosts,
-							2, 1, DURABLE_MAX_HOSTS,
+							2, 1, DURABLE_MAX_HOME_HOSTS,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.max_hosts",
+							"Most host workers at once, of all class owners together.",
+							"Each is a background worker: max_worker_processes must leave room for them, the scheduler and the gateway.",
+							&durable_max_hosts,
+							8, 1, DURABLE_MAX_HOSTS,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
@@ -123,6 +134,15 @@ define_settings(void)
 							"A call running longer is cancelled with SQLSTATE 57014 and its writes are rolled back. 0 disables the limit.",
 							&durable_call_timeout,
 							30000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.busy_threshold",
+							"How long a host may be in one call before other objects stop waiting for it.",
+							"Calls of other objects queued on a host busy this long move to another host of the same owner, and the object of the long call runs on an extra host for a while.",
+							&durable_busy_threshold,
+							50, 1, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -19,7 +19,8 @@
 #define DURABLE_SCHEMA			"durable"
 
 /* fixed limits */
-#define DURABLE_MAX_HOSTS		64
+#define DURABLE_MAX_HOME_HOSTS	64	/* maximum of durable.hosts */
+#define DURABLE_MAX_HOSTS		256 /* maximum of durable.max_hosts */
 #define DURABLE_MAX_BATCH		1000	/* maximum of durable.max_batch */
 #define DURABLE_MAX_CLASS_BYTES 63
 #define DURABLE_MAX_ID_BYTES	512
@@ -30,6 +31,8 @@
 /* hosts and calls */
 extern char *durable_database;
 extern int	durable_hosts;
+extern int	durable_max_hosts;
+extern int	durable_busy_threshold;
 extern int	durable_max_batch;
 extern int	durable_call_timeout;
 extern int	durable_max_message_bytes;

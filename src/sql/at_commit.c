@@ -5,9 +5,9 @@
  *
  * One transaction callback per process, registered on first use, acts when
  * the transaction commits (and forgets when it aborts):
- *	- sends were committed for some hosts: they are woken at once, instead of
- *	  at their next tick (call.c);
- *	- classes changed: host 0 sends the gateway a new class directory
+ *	- sends were committed for some home hosts: they are woken (or started)
+ *	  at once, instead of at their next tick (call.c);
+ *	- classes changed: the scheduler sends the gateway a new class directory
  *	  (classes.c, epochs.c);
  *	- durable._storage was written behind the hosts' back (a restore, a
  *	  superuser's UPDATE, drop_class): the statement trigger
@@ -24,6 +24,7 @@
 #include "host/host.h"
 #include "shared/epochs.h"
 #include "shared/hosts.h"
+#include "shared/lanes.h"
 
 #include "access/xact.h"
 #include "commands/trigger.h"
@@ -31,11 +32,33 @@
 
 PG_FUNCTION_INFO_V1(durable_storage_written);
 
-static uint64 hosts_to_wake = 0;	/* bit per host with sends in this transaction */
+/* home hosts with sends in this transaction: (owner, home) */
+#define WAKE_MAX 16
+static Oid	wake_owner[WAKE_MAX];
+static int	wake_home[WAKE_MAX];
+static int	nwake = 0;
+static bool wake_overflow = false;	/* more than WAKE_MAX: the scheduler looks */
 static bool classes_changed = false;	/* this transaction changed classes */
 static bool storage_written = false;	/* it wrote storage outside a host */
 static bool settings_changed = false;	/* it ran ALTER ROLE/DATABASE ... SET */
 static bool callback_registered = false;
+
+/*
+ * wake_home_host
+ *		Sends for owner's home host home committed: wake it, or start it (it
+ *		looks for due work when it starts).  With no slot free the scheduler
+ *		starts it later, when it looks for due work.
+ */
+static void
+wake_home_host(Oid owner, int home)
+{
+	int			hostno = DurableHostFind(owner, home);
+
+	if (hostno >= 0)
+		DurableWakeHostForWork(hostno);
+	else if (DurableReserveHost(owner, home) < 0)
+		DurableWakeSchedulerForWork();
+}
 
 static void
 at_commit(XactEvent event, void *arg)
@@ -50,14 +73,16 @@ at_commit(XactEvent event, void *arg)
 			DurableStorageEpochBump();
 		if (settings_changed)
 			DurableSettingsEpochBump();
-		for (i = 0; i < DurableHostCount() && hosts_to_wake != 0; i++)
-			if (hosts_to_wake & ((uint64) 1 << i))
-				DurableWakeHostForWork(i);
+		for (i = 0; i < nwake; i++)
+			wake_home_host(wake_owner[i], wake_home[i]);
+		if (wake_overflow)
+			DurableWakeSchedulerForWork();
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
-		hosts_to_wake = 0;
+		nwake = 0;
+		wake_overflow = false;
 		classes_changed = false;
 		storage_written = false;
 		settings_changed = false;
@@ -76,13 +101,25 @@ register_callback(void)
 
 /*
  * DurableWakeHostAtCommit
- *		This transaction sent calls to objects of host hostno.
+ *		This transaction sent calls to objects of owner's home host home.
  */
 void
-DurableWakeHostAtCommit(int hostno)
+DurableWakeHostAtCommit(Oid owner, int home)
 {
+	int			i;
+
 	register_callback();
-	hosts_to_wake |= (uint64) 1 << hostno;
+	for (i = 0; i < nwake; i++)
+		if (wake_owner[i] == owner && wake_home[i] == home)
+			return;
+	if (nwake == WAKE_MAX)
+	{
+		wake_overflow = true;
+		return;
+	}
+	wake_owner[nwake] = owner;
+	wake_home[nwake] = home;
+	nwake++;
 }
 
 /*

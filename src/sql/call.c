@@ -4,18 +4,19 @@
  *	  durable.call(), durable.send() and durable.new_id().
  *
  * A call is validated and checked (class exists, EXECUTE on its handler),
- * then put on the ring of the host that owns the object, host = hash(class,
- * id) mod durable.hosts, and the caller waits on its latch until the host
+ * then handed to the host that runs the object (one of its class owner's
+ * hosts, shared/lanes.c), and the caller waits on its latch until the host
  * publishes the reply, which it does only after the call's transaction
  * committed (shared/replies.c).  The wait ends with an error if the caller
- * is cancelled (the host then skips the call if it has not started it), or
- * if the host exits.  Inside a handler, durable.call reaches other objects
- * through the host (host/calls.c).
+ * is cancelled (the host then skips the call if it has not started it), if
+ * the host exits, or if no host started the call within
+ * durable.call_timeout (53400).  Inside a handler, durable.call reaches other
+ * objects through the host (host/calls.c).
  *
  * send() validates like call() (unknown class, privileges and sizes fail at
  * send time) and inserts a row into durable._outbox inside the caller's
- * transaction: it exists only if the caller commits, which wakes the target
- * host (at_commit.c).  Running, retrying and dead-lettering are the host's
+ * transaction: it exists only if the caller commits, which wakes the
+ * object's home host (at_commit.c).  Running, retrying and dead-lettering are the host's
  * (host/work.c).
  *
  * IDENTIFICATION
@@ -26,7 +27,6 @@
 #include "sql/sql.h"
 #include "host/host.h"
 #include "shared/catalog.h"
-#include "shared/hosts.h"
 #include "shared/objects.h"
 #include "shared/replies.h"
 
@@ -95,9 +95,8 @@ check_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
  */
 static void
 check_call_args(FunctionCallInfo fcinfo, char **class_name, char **id,
-					 char **method, Jsonb **args)
+				char **method, Jsonb **args, DurableClass *cls)
 {
-	DurableClass cls;
 	AclResult	aclresult;
 
 	DurableCheckReady();
@@ -115,15 +114,15 @@ check_call_args(FunctionCallInfo fcinfo, char **class_name, char **id,
 	DurableCheckMethod(*method);
 	DurableCheckMessageSize(VARSIZE(*args), "call argument");
 
-	DurableClassLookup(*class_name, &cls, false);
-	DurableClassCheckRunnable(&cls);
-	aclresult = DurableProcAclcheck(cls.handler, GetUserId(), ACL_EXECUTE);
+	DurableClassLookup(*class_name, cls, false);
+	DurableClassCheckRunnable(cls);
+	aclresult = DurableProcAclcheck(cls->handler, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to call objects of class \"%s\"", *class_name),
 				 errhint("A role needs EXECUTE on the class handler %s.",
-						 format_procedure(cls.handler))));
+						 format_procedure(cls->handler))));
 }
 
 /*
@@ -142,24 +141,28 @@ durable_call(PG_FUNCTION_ARGS)
 	Jsonb	   *args;
 	Jsonb	   *result;
 	bool		isnull;
+	DurableClass cls;
 
-	check_call_args(fcinfo, &class_name, &id, &method, &args);
+	check_call_args(fcinfo, &class_name, &id, &method, &args, &cls);
 	if (DurableInHost())
-		result = DurableHostCall(class_name, id, method, args, &isnull);
+		result = DurableHostCall(class_name, id, method, args, cls.owner, &isnull);
 	else
 	{
-		int			hostno = DurableHostFor(class_name, id);
+		DurableTarget target;
 		DurableCallMsg msg;
 		DurableReplyMsg reply;
 		DurableReplyStatus status;
 
+		target.owner = cls.owner;
+		target.shard = DurableObjectShard(class_name, id);
+		target.object = DurableObjectKey(class_name, id);
 		memset(&msg, 0, sizeof(msg));
 		msg.class_name = class_name;
 		msg.id = id;
 		msg.method = method;
 		msg.args = args;
-		status = DurableCallHost(hostno, DURABLE_REQUEST_CALL, &msg, 0, NULL, NULL,
-								 DurableHostPolling(hostno), &reply);
+		status = DurableCallObject(&target, DURABLE_REQUEST_CALL, &msg, 0, false, NULL, true,
+								   durable_call_timeout, &reply);
 		result = DurableReplyResult(status, &reply, class_name, id, method, &isnull);
 	}
 	if (isnull)
@@ -182,8 +185,9 @@ durable_send(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	DurableSpiState spi;
 	uint32		shard;
+	DurableClass cls;
 
-	check_call_args(fcinfo, &class_name, &id, &method, &args);
+	check_call_args(fcinfo, &class_name, &id, &method, &args, &cls);
 	shard = DurableObjectShard(class_name, id);
 
 	values[0] = CStringGetTextDatum(class_name);
@@ -199,7 +203,7 @@ durable_send(PG_FUNCTION_ARGS)
 					  values, NULL, false, SPI_OK_INSERT);
 	DurableSpiEnd(&spi);
 
-	DurableWakeHostAtCommit((int) (shard % (uint32) DurableHostCount()));
+	DurableWakeHostAtCommit(cls.owner, (int) (shard % (uint32) durable_hosts));
 	PG_RETURN_VOID();
 }
 

@@ -14,7 +14,7 @@
 #include "shared/settings.h"
 
 /* at_commit.c: things that happen when a transaction commits */
-extern void DurableWakeHostAtCommit(int hostno);
+extern void DurableWakeHostAtCommit(Oid owner, int home);
 extern void DurableClassesChangedAtCommit(void);
 extern void DurableSettingsChangedAtCommit(void);
 

@@ -15,9 +15,11 @@
  */
 #include "sql/sql.h"
 #include "shared/gateway_link.h"
-#include "shared/hosts.h"
+#include "shared/lanes.h"
 
 #include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(durable_host_stats);
@@ -36,13 +38,17 @@ durable_host_stats(PG_FUNCTION_ARGS)
 
 	DurableCheckReady();
 	InitMaterializedSRF(fcinfo, 0);
-	for (i = 0; i < DurableHostCount(); i++)
+	for (i = 0; i < DurableHostSlots(); i++)
 	{
+		static const char *const state_names[] = {"free", "starting", "running", "leaving"};
 		DurableHostStats stats;
-		Datum		values[7];
-		bool		nulls[7] = {false};
+		Datum		values[12];
+		bool		nulls[12] = {false};
 
 		DurableHostGetStats(i, &stats);
+		if (stats.state == DURABLE_HOST_FREE)
+			continue;
+		stats.queue_depth = DurableRingDepth(i);
 		values[0] = Int32GetDatum(i);
 		values[1] = Int32GetDatum(stats.pid);
 		nulls[1] = (stats.pid == 0);
@@ -51,6 +57,13 @@ durable_host_stats(PG_FUNCTION_ARGS)
 		values[4] = Int64GetDatum(stats.calls);
 		values[5] = Int64GetDatum(stats.errors);
 		values[6] = Int64GetDatum(stats.batches);
+		values[7] = ObjectIdGetDatum(stats.owner);
+		values[8] = Int32GetDatum(stats.home);
+		nulls[8] = stats.home < 0;
+		values[9] = CStringGetTextDatum(state_names[stats.state]);
+		values[10] = Float8GetDatum((double) (GetCurrentTimestamp() - stats.busy_since) / 1000.0);
+		nulls[10] = stats.busy_since == 0;
+		values[11] = BoolGetDatum(stats.waiting);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -70,14 +70,15 @@ for m in durable_calls_total durable_errors_total durable_batches_total durable_
         grep -qE "^$m(\{[^}]*\})? [0-9]+$" "$tmp/body" || missing="$missing $m"
 done
 check "/metrics: every metric has HELP, TYPE and a sample${missing:+ (missing:$missing)}" [ -z "$missing" ]
-check "/metrics: queue depth per host label" grep -q '^durable_queue_depth{host="0"} [0-9]' "$tmp/body"
+check "/metrics: queue depth per host, labelled with its owner's oid" \
+    grep -qE '^durable_queue_depth\{host="[0-9]+",owner="[0-9]+"\} [0-9]' "$tmp/body"
 check "/metrics: no WebSockets open yet" grep -q '^durable_sockets_open 0$' "$tmp/body"
 check "/metrics: call latency histogram with buckets, sum and count per host" \
-    grep -q '^durable_call_latency_seconds_bucket{host="0",le="+Inf"} [0-9]' "$tmp/body" &&
-    grep -q '^durable_call_latency_seconds_sum{host="0"} [0-9.]' "$tmp/body" &&
-    grep -q '^durable_call_latency_seconds_count{host="0"} [0-9]' "$tmp/body" &&
+    grep -qE '^durable_call_latency_seconds_bucket\{host="[0-9]+",le="\+Inf"\} [0-9]' "$tmp/body" &&
+    grep -qE '^durable_call_latency_seconds_sum\{host="[0-9]+"\} [0-9.]' "$tmp/body" &&
+    grep -qE '^durable_call_latency_seconds_count\{host="[0-9]+"\} [0-9]' "$tmp/body" &&
     grep -q '^# TYPE durable_call_latency_seconds histogram$' "$tmp/body"
-bad_lines=$(grep -vcE '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{host="[0-9]+"(,le="[^"]+")?\})? [0-9.]+)$' "$tmp/body")
+bad_lines=$(grep -vcE '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{host="[0-9]+"(,owner="[0-9]+"|,le="[^"]+")?\})? [0-9.]+)$' "$tmp/body")
 check "/metrics: every line is in the exposition format ($bad_lines bad)" [ "$bad_lines" = 0 ]
 
 sql "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_durable_objects"
@@ -197,7 +198,7 @@ exec 7>&-
 [ -n "$pid0" ] && [ "$(gateway_pid)" = "$pid0" ]
 is "gateway did not restart after garbage"
 
-# --- signals, fd limit, healthz with a host down --------------------------------------------
+# --- signals, fd limit, healthz with the scheduler down --------------------------------------
 gw=$(gateway_pid)
 read -r soft hard <<<"$(awk '/^Max open files/ { print $4, $5 }' "/proc/$gw/limits")"
 want=$hard
@@ -210,16 +211,16 @@ sleep 0.3
 [ "$(gateway_pid)" = "$gw" ] && [ "$(fetch /healthz)" = 200 ]
 is "SIGHUP: gateway reloads and keeps running"
 
-host=$(sql "SELECT pid FROM durable.hosts ORDER BY host LIMIT 1")
-sql "SELECT pg_terminate_backend($host)" >/dev/null
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+     WHERE backend_type = 'pg_durable_objects scheduler'" >/dev/null
 code=
 for i in $(seq 100); do
     code=$(fetch /healthz)
     [ "$code" = 503 ] && break
     sleep 0.01
 done
-check "/healthz: 503 while a host is down (got $code: $(tr '\n' ' ' <"$tmp/body"))" [ "$code" = 503 ]
-check "/healthz: 200 again once the host is back" wait_gateway 15
+check "/healthz: 503 while the scheduler is down (got $code: $(tr '\n' ' ' <"$tmp/body"))" [ "$code" = 503 ]
+check "/healthz: 200 again once the scheduler is back" wait_gateway 15
 
 kill -TERM "$gw"
 for i in $(seq 100); do kill -0 "$gw" 2>/dev/null || break; sleep 0.02; done

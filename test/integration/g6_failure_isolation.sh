@@ -28,10 +28,12 @@ check "G6: calls shared batches ($calls calls, $batches batches)" [ "$batches" -
 
 # --- G6 at commit: a call whose error appears only at COMMIT (its storage write waits for a
 #     row lock longer than durable.call_timeout) fails alone; the good call of the same batch
-#     commits.
+#     commits.  (durable.busy_threshold raised: else the slow call would make 'h' a slow object,
+#     whose calls each run alone, and there would be no batch to share.)
 sql "SELECT durable.call('conc', 'h', 'commit_bad')" >/dev/null
 sql "TRUNCATE g6_log" >/dev/null
 sql "ALTER SYSTEM SET durable.call_timeout = '1s'" >/dev/null
+sql "ALTER SYSTEM SET durable.busy_threshold = '10s'" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 PGAPPNAME=g6lock psql -X -q -At -c "BEGIN" \
@@ -44,6 +46,7 @@ slow=$!
 sleep 0.4
 sql_try "SELECT durable.call('conc', 'h', 'inc')" >"$tmp/good.out" &
 good=$!
+sleep 0.1
 psql -X -At -v VERBOSITY=verbose -c "SELECT durable.call('conc', 'h', 'commit_bad', '{\"n\": 1}')" >"$tmp/bad.out" 2>&1 &
 bad=$!
 wait $slow $good $bad
@@ -51,6 +54,7 @@ check "G6: the good call of the batch succeeded ($(cat "$tmp/good.out"))" [ "$(c
 check "G6: the call that failed at commit got 55P03" grep -q 55P03 "$tmp/bad.out"
 wait $locker
 sql "ALTER SYSTEM RESET durable.call_timeout" >/dev/null
+sql "ALTER SYSTEM RESET durable.busy_threshold" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 got=$(sql "SELECT count(*) FROM g6_log")
 check "G6: the failed call's insert was rolled back" [ "$got" = 0 ]

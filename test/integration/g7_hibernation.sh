@@ -29,7 +29,7 @@ check "G7: a called object is in memory" wait_for \
     "SELECT in_memory FROM durable.objects WHERE class = 'g7_counter' AND id = '$obj'" 10
 check "G7: an idle object leaves memory after durable.idle_timeout" wait_for \
     "SELECT NOT in_memory FROM durable.objects WHERE class = 'g7_counter' AND id = '$obj'" 15
-check "G7: the hosts hold no object then" wait_for "SELECT sum(objects) = 0 FROM durable.hosts" 15
+check "G7: the hosts hold no object then" wait_for "SELECT coalesce(sum(objects), 0) = 0 FROM durable.hosts" 15
 sql "ALTER SYSTEM RESET durable.idle_timeout" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
