@@ -2,7 +2,7 @@
 --   SELECT durable.call('counter', 'page:/home', 'increment');
 --   SELECT durable.call('counter', 'page:/home', 'increment', '{"by": 10}');
 --   SELECT durable.call('counter', 'page:/home', 'get');
---   curl -d '{"by": 2}' http://127.0.0.1:7432/objects/counter/c1/increment     (http: true)
+--   curl -H 'Content-Type: application/json' -d '{"by": 2}' http://127.0.0.1:7432/objects/counter/c1/increment     (http: true)
 CREATE FUNCTION counter_handler(id text, method text, args jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE

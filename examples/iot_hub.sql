@@ -11,7 +11,7 @@
 --
 --   SELECT durable.call('iot_hub', 'plant-1', 'reading', '{"device": "t1", "value": 21.5}');
 --   SELECT durable.send('iot_hub', 'plant-1', 'reading', '{"device": "t1", "value": 21.7}');
---   curl -d '{"device": "t1", "value": 22}' http://127.0.0.1:7432/objects/iot_hub/plant-1/reading
+--   curl -H 'Content-Type: application/json' -d '{"device": "t1", "value": 22}' http://127.0.0.1:7432/objects/iot_hub/plant-1/reading
 --   ws://127.0.0.1:7432/objects/iot_hub/plant-1        (events: snapshot, reading, alert)
 --
 -- The alert rule, for a reading v of a device that has at least 10 earlier readings, with avg

@@ -39,9 +39,16 @@ def graph(src):
     out = subprocess.run(["ctags", "-x", "--c-kinds=fv", "--language-force=C"] + files,
                          capture_output=True, text=True, check=True).stdout
     defined = {}
+    lines = {}
     for line in out.splitlines():
         parts = line.split(None, 4)
         if len(parts) < 5 or parts[4].lstrip().startswith("static"):
+            continue
+        # PostgreSQL style puts "static" and the type on the line before the name
+        if parts[3] not in lines:
+            lines[parts[3]] = open(parts[3], errors="replace").read().split("\n")
+        n = int(parts[2])
+        if n >= 2 and lines[parts[3]][n - 2].lstrip().startswith("static"):
             continue
         defined.setdefault(parts[0], parts[3])
     edges = {f: set() for f in files}

@@ -1,12 +1,21 @@
 /*-------------------------------------------------------------------------
  *
  * dispatch.c
- *	  The lws callbacks of the gateway: one switch per protocol.
+ *	  The lws callbacks of the gateway: one switch per protocol, each inside
+ *	  an error boundary.
  *
- * protocols[0] serves every HTTP connection and every object WebSocket;
- * two RAW_FILE protocols watch the wake eventfd (messages from the hosts,
- * signals) and the postmaster-death pipe.  Each event goes to the file that
- * handles it.  Nothing here may throw (lws callbacks).
+ * protocols[0] serves every client connection, as an lws raw socket (the
+ * gateway speaks HTTP and WebSocket itself, see wsframe.c); two RAW_FILE
+ * protocols watch the wake eventfd (messages from the hosts, signals) and
+ * the postmaster-death pipe.  Each event goes to the file that handles it.
+ *
+ * The error boundary.  Nothing in the gateway should raise an ERROR, but
+ * the shared message area can (a full /dev/shm makes dsm_create fail, and
+ * mapping a segment can fail), and a longjmp through lws would corrupt its
+ * state.  So every callback runs inside PG_TRY: an ERROR is logged (LOG),
+ * its LWLocks released, and only the connection it happened in suffers (a
+ * WebSocket gets Close 1011, an HTTP request without an answer yet gets a
+ * 500, else the connection is closed); the gateway serves everyone else.
  *
  * IDENTIFICATION
  *	  src/gateway/dispatch.c
@@ -17,117 +26,111 @@
 
 #include <unistd.h>
 
+#include "utils/memutils.h"
+
 /* what the event loop acts on (gateway.c) */
 volatile sig_atomic_t gateway_stop = false;
 volatile sig_atomic_t gateway_reload = false;
 bool		gateway_postmaster_died = false;
 
-/* copy the request path of an upgrade (the GET URI header); false if none */
-static bool
-upgrade_path(struct lws *wsi, char *path, size_t size)
+/*
+ * connection_event
+ *		An lws event of a client connection.
+ */
+static int
+connection_event(struct lws *wsi, enum lws_callback_reasons reason, GatewaySession *pss,
+				 unsigned char *in, size_t len)
 {
-	/*
-	 * lws_http_get_uri_and_method's length can include the separator that
-	 * follows the URI: read the header itself.
-	 */
-	return lws_hdr_copy(wsi, path, (int) size, WSI_TOKEN_GET_URI) > 0;
+	GatewayConn *c = pss ? pss->conn : NULL;
+	int			rc;
+
+	switch (reason)
+	{
+		case LWS_CALLBACK_RAW_ADOPT:
+			if (pss == NULL || (pss->conn = GatewayConnOpen(wsi)) == NULL)
+				return -1;
+			return 0;
+
+		case LWS_CALLBACK_RAW_RX:
+			if (c == NULL)
+				return -1;
+			return GatewayServeInput(c, in, len);
+
+		case LWS_CALLBACK_RAW_WRITEABLE:
+			if (c == NULL)
+				return 0;
+			/* input kept while reading was paused goes on first */
+			if (c->in_len > 0 && c->paused == 0 && (rc = GatewayServeInput(c, NULL, 0)) != 0)
+				return rc;
+			if (c->state == CONN_WEBSOCKET)
+				return GatewayWriteSocket(c->sock);
+			rc = GatewayConnWriteable(c);
+			if (rc == 1)
+				return GatewayServeInput(c, NULL, 0);
+			return rc;
+
+		case LWS_CALLBACK_RAW_CLOSE:
+			if (c == NULL)
+				return 0;
+			pss->conn = NULL;
+			if (c->sock != NULL)
+				GatewaySocketClosed(c->sock);
+			GatewayHttpClosed(c);
+			GatewayConnFree(c);
+			return 0;
+
+		default:
+			return 0;
+	}
+}
+
+/*
+ * contain
+ *		After an ERROR in an event of connection c: make it affect c alone.
+ *		Returns the callback's value.
+ */
+static int
+contain(GatewayConn *c, enum lws_callback_reasons reason)
+{
+	if (c == NULL || reason == LWS_CALLBACK_RAW_CLOSE || c->broken)
+		return -1;
+	if (c->state == CONN_WEBSOCKET && c->sock != NULL)
+	{
+		GatewayFailSocket(c->sock, DURABLE_CLOSE_INTERNAL, "internal error");
+		return 0;
+	}
+	if (c->have_req && !c->answered && c->call == NULL)
+	{
+		c->close_after = true;
+		return GatewayRespondError(c, HTTP_STATUS_INTERNAL_SERVER_ERROR, DURABLE_STATE_INTERNAL,
+								   "internal error of the gateway");
+	}
+	return -1;
 }
 
 /*
  * gateway_callback
- *		protocols[0]: every HTTP connection and object WebSocket.
+ *		protocols[0]: every client connection.
  */
 static int
 gateway_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				 void *in, size_t len)
 {
 	GatewaySession *pss = (GatewaySession *) user;
-	GatewayObjSocket *sock = pss ? pss->sock : NULL;
-	char		path[1024];
+	MemoryContext context = CurrentMemoryContext;
+	volatile int rc = 0;
 
-	switch (reason)
+	PG_TRY();
 	{
-			/* HTTP */
-		case LWS_CALLBACK_HTTP:
-			/* in: the request path, without the query string */
-			if (in == NULL || len == 0)
-				return GatewayRespondText(wsi, pss, HTTP_STATUS_BAD_REQUEST,
-										  "bad request path\n", false, NULL);
-			if (len >= sizeof(path))
-				return GatewayRespondText(wsi, pss, HTTP_STATUS_REQ_URI_TOO_LONG,
-										  "request path too long\n", false, NULL);
-			memcpy(path, in, len);
-			path[len] = '\0';
-			return GatewayHttpRequest(wsi, pss, path);
-
-		case LWS_CALLBACK_HTTP_BODY:
-			/* only HTTP calls read their body; others are answered already */
-			if (pss != NULL && pss->call != NULL)
-				return GatewayHttpBody(wsi, pss, in, len);
-			return 0;
-
-		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-			if (pss != NULL && pss->call != NULL)
-				return GatewayHttpBodyDone(wsi, pss);
-			return 0;
-
-		case LWS_CALLBACK_HTTP_WRITEABLE:
-			if (pss != NULL && pss->call != NULL)
-			{
-				int			rc = GatewayHttpAnswer(wsi, pss);
-
-				return rc == -2 ? 0 : rc;	/* -2: still waiting for the host */
-			}
-			return GatewayWriteBody(wsi, pss);
-
-		case LWS_CALLBACK_HTTP_FILE_COMPLETION:
-			if (lws_http_transaction_completed(wsi))
-				return -1;
-			return 0;
-
-		case LWS_CALLBACK_CLOSED_HTTP:
-			GatewayHttpClosed(pss);
-			GatewayFreePending(GatewayTakePending(wsi));
-			GatewaySessionReset(pss);
-			return 0;
-
-			/* WebSockets */
-		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-			if (!upgrade_path(wsi, path, sizeof(path)))
-				return -1;
-			return GatewayUpgrade(wsi, pss, path);
-
-		case LWS_CALLBACK_ESTABLISHED:
-			return GatewayOpenSocket(wsi, pss);
-
-		case LWS_CALLBACK_RECEIVE:
-			if (sock == NULL)
-				return -1;
-			return GatewayReceiveFrame(wsi, sock, in, len);
-
-		case LWS_CALLBACK_SERVER_WRITEABLE:
-			if (sock != NULL)
-				return GatewayWriteSocket(wsi, sock);
-			return 0;
-
-		case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-			if (sock != NULL)
-				GatewayPeerClosing(sock, in, len);
-			return 0;
-
-		case LWS_CALLBACK_CLOSED:
-			if (sock != NULL)
-			{
-				GatewaySocketClosed(sock);
-				pss->sock = NULL;
-			}
-			GatewayFreePending(GatewayTakePending(wsi));
-			return 0;
-
-		default:
-			break;
+		rc = connection_event(wsi, reason, pss, (unsigned char *) in, len);
 	}
-	return lws_callback_http_dummy(wsi, reason, user, in, len);
+	PG_CATCH();
+	{
+		GatewayCatchError(context, "a client connection");
+		rc = contain(pss ? pss->conn : NULL, reason);
+	}
+	PG_END_TRY();
+	return rc;
 }
 
 /*
@@ -141,12 +144,22 @@ gateway_wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
 {
 	uint64		value;
 
+	MemoryContext context = CurrentMemoryContext;
+
 	switch (reason)
 	{
 		case LWS_CALLBACK_RAW_RX_FILE:
 			while (read(lws_get_socket_fd(wsi), &value, sizeof(value)) > 0)
 				;
-			GatewayInboxDrain();
+			PG_TRY();
+			{
+				GatewayInboxDrain();
+			}
+			PG_CATCH();
+			{
+				GatewayCatchError(context, "a message from a host");
+			}
+			PG_END_TRY();
 			return 0;
 
 		case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -185,11 +198,12 @@ gateway_pmdeath_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 const struct lws_protocols gateway_protocols[] = {
-	/* first: WebSocket clients that name no subprotocol bind to protocols[0] */
+	/* first: the protocol of accepted connections (listen_accept_protocol) */
 	{
 		.name = GATEWAY_PROTOCOL,
 		.callback = gateway_callback,
 		.per_session_data_size = sizeof(GatewaySession),
+		.rx_buffer_size = GATEWAY_TX_PACKET,
 		.tx_packet_size = GATEWAY_TX_PACKET
 	},
 	{.name = GATEWAY_WAKE_PROTOCOL, .callback = gateway_wake_callback},

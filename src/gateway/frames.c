@@ -6,12 +6,24 @@
  * A broadcast becomes one frame, serialised once with the object's next
  * sequence number and its WebSocket header, and queued by reference on every
  * socket of the object.  Each socket has an outbound queue (a ring of frame
- * pointers); one that holds more than durable.socket_buffer_bytes is closed
- * (1008) without slowing the others.  While the gateway handles a batch of
- * messages from the hosts (GatewayFlushBegin .. End) every socket that gets
- * frames goes on a flush list, and is written once at the end, all its
- * frames in one send() (write_queued, flush_dirty); sockets the kernel has
- * no room for wait for lws' writeable callback.
+ * pointers).  While the gateway handles a batch of messages from the hosts
+ * (GatewayFlushBegin .. End) every socket that gets frames goes on a flush
+ * list, and is written once at the end, all its frames in one send()
+ * (write_queued, flush_dirty); sockets the kernel has no room for wait for
+ * lws' writeable callback.
+ *
+ * Slow consumers are judged over time, not by one burst: a socket whose
+ * queue holds more than durable.socket_buffer_bytes goes on a list, and is
+ * closed (1008) if it is still over the limit durable.slow_consumer_timeout
+ * later; a queue of SLOW_HARD_FACTOR times the limit closes it at once (the
+ * bound on the memory one socket can hold).  Others are not slowed.
+ *
+ * Control frames.  A Ping is answered with a Pong before the queued frames
+ * (one Pong for the latest of several Pings, as RFC 6455 allows).  Closing
+ * writes our Close frame (after the queue, or at once for errors), and
+ * nothing after it; then the TCP connection ends: right away after an error
+ * or once the client's Close came, else when it comes or after
+ * GATEWAY_CLOSE_TIMEOUT (conn.c lingers).
  *
  * IDENTIFICATION
  *	  src/gateway/frames.c
@@ -23,9 +35,12 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include "utils/timestamp.h"
+
 #define GATEWAY_RING_MIN	8		/* first size of a socket's ring of frames */
 #define GATEWAY_RING_KEEP	64		/* a larger ring is freed once empty */
 #define GATEWAY_WRITES_PER_TURN 4	/* writes of one socket before the others */
+#define SLOW_HARD_FACTOR	8		/* a queue this many times the limit closes now */
 
 /*
  * Sockets given frames while the gateway queue is drained, in the order they
@@ -41,6 +56,9 @@ static unsigned char *coalesce_buf = NULL;
 /* the flush list's descriptors, for one poll() of them all */
 static struct pollfd *flush_fds = NULL;
 static int	flush_fds_cap = 0;
+
+/* sockets whose queue is over durable.socket_buffer_bytes */
+static GatewayObjSocket *over_head = NULL;
 
 /*
  * GatewayFramesStart
@@ -124,12 +142,89 @@ frame_unref(GwFrame *f)
 void
 GatewayCloseSocket(GatewayObjSocket *s, int code, const char *reason, bool now)
 {
-	if (s->close_code != 0 && !now)
+	if (s->close_sent || (s->close_code != 0 && (!now || s->close_now)))
 		return;
 	s->close_code = code;
 	s->close_now = now;
 	strlcpy(s->close_reason, reason, sizeof(s->close_reason));
-	lws_callback_on_writable(s->wsi);
+	lws_callback_on_writable(s->conn->wsi);
+}
+
+/*
+ * GatewayFailSocket
+ *		Fail the WebSocket connection (RFC 6455 section 7.1.7) for a
+ *		protocol error: Close with code and reason at once, then the end of
+ *		the TCP connection; what the client sends meanwhile is dropped.
+ */
+void
+GatewayFailSocket(GatewayObjSocket *s, int code, const char *reason)
+{
+	if (s->fail || s->close_sent)
+		return;
+	pg_atomic_fetch_add_u64(&DurableGatewayStats()->protocol_closes, 1);
+	s->close_code = 0;
+	GatewayCloseSocket(s, code, reason, true);
+	s->fail = true;
+}
+
+/* off the list of sockets over the limit */
+static void
+over_unlink(GatewayObjSocket *s)
+{
+	if (!s->over)
+		return;
+	if (s->prev_over)
+		s->prev_over->next_over = s->next_over;
+	else
+		over_head = s->next_over;
+	if (s->next_over)
+		s->next_over->prev_over = s->prev_over;
+	s->next_over = s->prev_over = NULL;
+	s->over = false;
+}
+
+/* the socket's queue went over the limit: on the list, with the time */
+static void
+over_link(GatewayObjSocket *s)
+{
+	if (s->over)
+		return;
+	s->over = true;
+	s->over_since = GetCurrentTimestamp();
+	s->prev_over = NULL;
+	s->next_over = over_head;
+	if (over_head)
+		over_head->prev_over = s;
+	over_head = s;
+}
+
+/* close s as a slow consumer */
+static void
+slow_close(GatewayObjSocket *s)
+{
+	over_unlink(s);
+	pg_atomic_fetch_add_u64(&DurableGatewayStats()->slow_closes, 1);
+	GatewayCloseSocket(s, DURABLE_CLOSE_POLICY, "slow consumer", true);
+}
+
+/*
+ * GatewayFramesTick
+ *		Once a second: close the sockets that stayed over the limit for
+ *		durable.slow_consumer_timeout.
+ */
+void
+GatewayFramesTick(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	GatewayObjSocket *s;
+	GatewayObjSocket *next;
+
+	for (s = over_head; s != NULL; s = next)
+	{
+		next = s->next_over;
+		if (now - s->over_since >= (int64) durable_slow_consumer_timeout * 1000)
+			slow_close(s);
+	}
 }
 
 /*
@@ -178,6 +273,8 @@ ring_drop(GatewayObjSocket *s, uint32 n)
 		s->queued -= f->len;
 		frame_unref(f);
 	}
+	if (s->queued <= (size_t) durable_socket_buffer_bytes)
+		over_unlink(s);
 	if (s->out_count == 0)
 	{
 		s->out_head = 0;
@@ -201,7 +298,7 @@ socket_kick(GatewayObjSocket *s)
 {
 	if (!draining)
 	{
-		lws_callback_on_writable(s->wsi);
+		lws_callback_on_writable(s->conn->wsi);
 		return;
 	}
 	if (s->dirty)
@@ -243,18 +340,18 @@ dirty_unlink(GatewayObjSocket *s)
 
 /*
  * GatewayQueueFrame
- *		Put f on the socket's outbound queue, or close the socket as a slow
- *		consumer if that would go over durable.socket_buffer_bytes.
+ *		Put f on the socket's outbound queue.  Over durable.socket_buffer_
+ *		bytes the socket's time starts to run (GatewayFramesTick); over
+ *		SLOW_HARD_FACTOR times that it is closed as a slow consumer at once.
  */
 void
 GatewayQueueFrame(GatewayObjSocket *s, GwFrame *f)
 {
-	if (f == NULL || s->close_code != 0 || s->broken)
+	if (f == NULL || s->close_code != 0 || s->conn->broken)
 		return;
-	if (s->queued + f->len > (size_t) durable_socket_buffer_bytes)
+	if (s->queued + f->len > (size_t) durable_socket_buffer_bytes * SLOW_HARD_FACTOR)
 	{
-		pg_atomic_fetch_add_u64(&DurableGatewayStats()->slow_closes, 1);
-		GatewayCloseSocket(s, DURABLE_CLOSE_POLICY, "slow consumer", true);
+		slow_close(s);
 		return;
 	}
 	if (!ring_push(s, f))
@@ -264,6 +361,8 @@ GatewayQueueFrame(GatewayObjSocket *s, GwFrame *f)
 	}
 	f->refs++;
 	s->queued += f->len;
+	if (s->queued > (size_t) durable_socket_buffer_bytes)
+		over_link(s);
 	socket_kick(s);
 }
 
@@ -290,17 +389,31 @@ GatewaySendText(GatewayObjSocket *s, GatewayBuf *text)
  */
 void
 GatewaySendError(GatewayObjSocket *s, const char *id_json, const char *code,
-				 const char *message, size_t message_len)
+				 const char *message)
 {
 	GatewayBuf	b;
-	char	   *m = strndup(message, message_len);
 
-	GatewayBufInit(&b, 96 + message_len);
+	GatewayBufInit(&b, 96 + strlen(message));
 	GatewayBufPrintf(&b, "{\"type\":\"error\",\"id\":%s,", id_json ? id_json : "null");
-	GatewayBufAppendError(&b, code, m ? m : "");
+	GatewayBufAppendError(&b, code, message);
 	GatewayBufAppend(&b, "}", 1);
-	free(m);
 	GatewaySendText(s, &b);
+}
+
+/*
+ * GatewaySendPong
+ *		Answer a Ping: a Pong with its payload goes out before the queued
+ *		frames; if one is still waiting, this Ping's replaces it.
+ */
+void
+GatewaySendPong(GatewayObjSocket *s, const uint8 *payload, size_t len)
+{
+	if (s->close_code != 0)
+		return;
+	s->pong_pending = true;
+	s->pong_len = (uint8) Min(len, sizeof(s->pong));
+	memcpy(s->pong, payload, s->pong_len);
+	lws_callback_on_writable(s->conn->wsi);
 }
 
 /*
@@ -340,9 +453,9 @@ write_queued(GatewayObjSocket *s, bool room_seen)
 		uint32		n = 1;
 
 		if (writes == GATEWAY_WRITES_PER_TURN ||
-			((writes > 0 || !room_seen) && lws_send_pipe_choked(s->wsi)))
+			((writes > 0 || !room_seen) && lws_send_pipe_choked(s->conn->wsi)))
 		{
-			lws_callback_on_writable(s->wsi);
+			lws_callback_on_writable(s->conn->wsi);
 			return 0;
 		}
 		if (s->out_count > 1 &&
@@ -362,7 +475,7 @@ write_queued(GatewayObjSocket *s, bool room_seen)
 			}
 			p = coalesce_buf;
 		}
-		if (lws_write(s->wsi, p, len, LWS_WRITE_RAW) < 0)
+		if (!GatewayConnWrite(s->conn, p, len))
 			return -1;
 		pg_atomic_fetch_add_u64(&gw->frames_out, n);
 		pg_atomic_fetch_add_u64(&gw->bytes_out, payload);
@@ -398,7 +511,7 @@ poll_dirty(void)
 	n = 0;
 	for (s = dirty_head; s; s = s->next_dirty)
 	{
-		flush_fds[n].fd = lws_get_socket_fd(s->wsi);
+		flush_fds[n].fd = lws_get_socket_fd(s->conn->wsi);
 		flush_fds[n].events = POLLOUT;
 		flush_fds[n].revents = 0;
 		n++;
@@ -411,9 +524,9 @@ poll_dirty(void)
  *		After a batch of the gateway queue: write each socket that got frames
  *		right away, once, with all its frames (write_queued), instead of
  *		asking lws for a writeable callback per socket.  A socket without
- *		room (poll_dirty), with a write lws still holds, or that is closing,
- *		waits for its callback.  A write that fails makes lws close the
- *		connection on its next turn (LWS_CALLBACK_CLOSED then cleans up).
+ *		room (poll_dirty), with a write lws still holds, with a Pong to send
+ *		or that is closing, waits for its callback.  A write that fails makes
+ *		lws close the connection on its next turn (conn.c).
  */
 static void
 flush_dirty(void)
@@ -434,29 +547,60 @@ flush_dirty(void)
 			dirty_tail = NULL;
 		s->dirty = false;
 		s->next_dirty = NULL;
-		if (s->out_count == 0 || s->broken)
+		if (s->out_count == 0 || s->conn->broken)
 			continue;
-		if (s->close_code != 0 || s->peer_code != 0 ||
-			(polled && !room) || lws_partial_buffered(s->wsi))
-			lws_callback_on_writable(s->wsi);
-		else if (write_queued(s, room) < 0)
-		{
-			s->broken = true;
-			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-		}
+		if (s->close_code != 0 || s->pong_pending ||
+			(polled && !room) || lws_partial_buffered(s->conn->wsi))
+			lws_callback_on_writable(s->conn->wsi);
+		else
+			(void) write_queued(s, room);	/* a failure kills the connection */
 	}
+}
+
+/* write one control frame; false if the connection failed */
+static bool
+write_control(GatewayObjSocket *s, uint8 *frame, size_t len)
+{
+	return GatewayConnWrite(s->conn, frame, len);
 }
 
 /*
  * GatewayWriteSocket
- *		LWS_CALLBACK_SERVER_WRITEABLE: write queued frames, then close if
- *		asked (once lws has sent everything it holds).
+ *		LWS_CALLBACK_RAW_WRITEABLE of a WebSocket: a Pong, the queued frames,
+ *		then our Close frame if one is due, then the end of the connection
+ *		(conn.c) once lws has sent it all.  Returns the callback's value.
  */
 int
-GatewayWriteSocket(struct lws *wsi, GatewayObjSocket *s)
+GatewayWriteSocket(GatewayObjSocket *s)
 {
-	if (s->broken)
+	GatewayConn *c = s->conn;
+	struct lws *wsi = c->wsi;
+	uint8		frame[LWS_PRE + 128];
+
+	if (c->broken)
 		return -1;
+	if (s->close_sent)
+	{
+		/* nothing after our Close; end TCP once it is out and it is time */
+		if ((s->fail || s->peer_closed) && c->state != CONN_LINGER)
+		{
+			if (lws_partial_buffered(wsi))
+				lws_callback_on_writable(wsi);
+			else
+				GatewayConnLinger(c);
+		}
+		return 0;
+	}
+	if (s->pong_pending && s->close_code == 0)
+	{
+		s->pong_pending = false;
+		if (!write_control(s, frame + LWS_PRE,
+						   GatewayWsControlFrame(frame + LWS_PRE, GW_WS_PONG, s->pong,
+												 s->pong_len)))
+			return -1;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
 	if (!s->close_now)
 	{
 		if (write_queued(s, true) < 0)
@@ -464,17 +608,26 @@ GatewayWriteSocket(struct lws *wsi, GatewayObjSocket *s)
 		if (s->out_count > 0)
 			return 0;			/* write_queued asked for another callback */
 	}
-	if (s->close_code != 0)
+	if (s->close_code == 0)
+		return 0;
+	if (lws_partial_buffered(wsi))
 	{
-		if (!s->close_now && lws_partial_buffered(wsi))
-		{
-			lws_callback_on_writable(wsi);
-			return 0;
-		}
-		lws_close_reason(wsi, (enum lws_close_status) s->close_code,
-						 (unsigned char *) s->close_reason, strlen(s->close_reason));
-		return -1;
+		lws_callback_on_writable(wsi);
+		return 0;
 	}
+
+	/* our Close frame: no code when the client's Close had none */
+	if (!write_control(s, frame + LWS_PRE,
+					   s->close_code == DURABLE_CLOSE_NO_STATUS ?
+					   GatewayWsControlFrame(frame + LWS_PRE, GW_WS_CLOSE, NULL, 0) :
+					   GatewayWsCloseFrame(frame + LWS_PRE, s->close_code, s->close_reason)))
+		return -1;
+	s->close_sent = true;
+	ring_drop(s, s->out_count);
+	if (s->fail || s->peer_closed)
+		lws_callback_on_writable(wsi);	/* then linger */
+	else
+		GatewayConnTimeout(c, GATEWAY_CLOSE_TIMEOUT);	/* for the client's Close */
 	return 0;
 }
 
@@ -573,6 +726,7 @@ GatewayForgetFrames(GatewayObjSocket *s)
 {
 	if (s->dirty)
 		dirty_unlink(s);
+	over_unlink(s);
 	ring_drop(s, s->out_count);
 	free(s->out);
 	s->out = NULL;

@@ -21,11 +21,18 @@
  * eventfd; the loop acts on the flags after lws_service() returns.  A one
  * second lws_sul timer is the safety net and the place for periodic work.
  *
+ * Connections.  lws accepts them as raw sockets (TLS included) and the
+ * gateway speaks HTTP/1.1 and WebSocket itself (wsframe.c says why); lws
+ * also keeps each connection's time bound (gateway_int.h lists them), and
+ * TCP keepalive finds peers that vanished.
+ *
  * Rules for the gateway's files (gateway_int.h lists them): nothing may
- * ereport(ERROR) (or call anything that can) inside an lws callback, because
- * a longjmp through lws would corrupt its state; response buffers are
- * therefore malloc'd and failures become HTTP 500 or a closed connection.
- * Nothing may block the loop.
+ * ereport(ERROR) inside an lws callback, because a longjmp through lws would
+ * corrupt its state; buffers are therefore malloc'd and failures become an
+ * HTTP 500/503, a close with 1011/1013 or a closed connection.  What can
+ * still raise an ERROR (the shared message area) is caught by the error
+ * boundaries of dispatch.c and of the timers here.  Nothing may block the
+ * loop.
  *
  * IDENTIFICATION
  *	  src/gateway/gateway.c
@@ -59,6 +66,7 @@
 #include "storage/pmsignal.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 /*
@@ -107,17 +115,31 @@ DurableGatewayRegister(void)
 
 /*
  * gateway_tick_callback
- *		Every second: the safety net for a missed wake, and periodic work.
+ *		Every second: the safety net for a missed wake, and periodic work
+ *		(slow consumers, HTTP calls waiting too long).
  */
 static void
 gateway_tick_callback(lws_sorted_usec_list_t *sul)
 {
+	MemoryContext context = CurrentMemoryContext;
+
 	if (!PostmasterIsAlive())
 	{
 		gateway_postmaster_died = true;
 		gateway_stop = true;
 		return;
 	}
+	PG_TRY();
+	{
+		GatewayInboxDrain();
+		GatewayFramesTick();
+		GatewayHttpTick();
+	}
+	PG_CATCH();
+	{
+		GatewayCatchError(context, "periodic work");
+	}
+	PG_END_TRY();
 	lws_sul_schedule(gateway_context, 0, &gateway_tick, gateway_tick_callback,
 					 LWS_USEC_PER_SEC);
 }
@@ -351,7 +373,16 @@ DurableGatewayMain(Datum main_arg)
 	info.gid = -1;
 	info.uid = -1;
 	info.server_string = "pg_durable_objects";
-	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	/* every accepted connection is a raw socket of protocols[0] */
+	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+		LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+	info.listen_accept_role = "raw-skt";
+	info.listen_accept_protocol = GATEWAY_PROTOCOL;
+	info.pt_serv_buf_size = GATEWAY_TX_PACKET;	/* the size of a read */
+	info.timeout_secs = GATEWAY_HEAD_TIMEOUT;	/* lws' own waits (TLS) */
+	info.ka_time = 60;
+	info.ka_probes = 5;
+	info.ka_interval = 10;
 	if (!listen_iface(durable_listen_address, iface, sizeof(iface), &ipv4))
 	{
 		pause_before_restart();
@@ -396,6 +427,7 @@ DurableGatewayMain(Datum main_arg)
 
 	lws_sul_schedule(gateway_context, 0, &gateway_tick, gateway_tick_callback,
 					 LWS_USEC_PER_SEC);
+	GatewayBacklogStart(gateway_context);
 	gateway_lws_error_level = DEBUG1;
 
 	ereport(LOG,
@@ -411,6 +443,7 @@ DurableGatewayMain(Datum main_arg)
 		{
 			gateway_reload = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			DurableAreaApplyLimit();
 		}
 	}
 

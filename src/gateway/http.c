@@ -3,15 +3,24 @@
  * http.c
  *	  HTTP requests: routing, and calls of objects over HTTP.
  *
- * Routes (HTTP/1.1 only, also over TLS):
+ * Routes (HTTP/1.1 and 1.0, also over TLS):
  *	POST /objects/{class}/{id}/{method}	a call of the object (class option
  *						http): JSON args in, {"result": ...} or an error out
- *	GET /objects/{class}/{id}	426: a WebSocket URL
+ *	OPTIONS /objects/...	CORS preflight for origins of durable.allowed_origins
+ *	GET /objects/{class}/{id}	with Upgrade: websocket, a socket (upgrade.c);
+ *						without, 426
  *	GET /healthz, /metrics, static files (pages.c)
- *	other methods		405; HEAD works wherever GET does
- * An HTTP call waits for its host like a socket's call frame; the host's
- * answer (inbox.c) says the status: GatewayHttpAnswered maps the SQLSTATE of
- * an error with one table.
+ *	other methods		405; HEAD works wherever GET does; CONNECT 405
+ *
+ * Exactly once.  The gateway reads a request's body to its Content-Length
+ * and no further, so what follows is the next request, answered in turn; a
+ * call is handed to its host once, when its body is complete, and answered
+ * once.  Other sites: a call needs Content-Type: application/json (else 415:
+ * a browser sends a cross-site POST without asking only with another type)
+ * and an Origin allowed by origin.c (403).  A call that finds no room waits
+ * (backlog.c) up to GATEWAY_QUEUE_TIMEOUT, then gets 503 and did not run; a
+ * call handed to its host waits for the answer up to durable.call_timeout
+ * plus GATEWAY_ANSWER_MARGIN, then gets 504 (it may still run, once).
  *
  * IDENTIFICATION
  *	  src/gateway/http.c
@@ -19,9 +28,25 @@
  *-------------------------------------------------------------------------
  */
 #include "gateway/gateway_int.h"
-#include "gateway/json.h"
 
+#include <ctype.h>
 #include <stdlib.h>
+
+#include "utils/timestamp.h"
+
+/* an HTTP call of an object, from its head to its answer */
+struct GatewayHttpCall
+{
+	GatewayConn *conn;
+	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
+	char	   *id;
+	char	   *method;
+	uint64		token;
+	bool		sent;			/* the request is with the host */
+	TimestampTz since;			/* when it began to wait (for room, for the answer) */
+	GatewayWaiter waiter;		/* on the backlog while it waits for room */
+	GatewayHttpCall *next;
+};
 
 /* the HTTP status of a call that failed with an SQLSTATE (first match wins) */
 static const struct
@@ -44,6 +69,8 @@ static const struct
 static GatewayHttpCall *http_calls = NULL;
 static uint64 http_tokens = 0;
 
+static void retry_call(void *arg);
+
 static unsigned int
 status_of(const char *sqlstate)
 {
@@ -55,308 +82,368 @@ status_of(const char *sqlstate)
 	return HTTP_STATUS_INTERNAL_SERVER_ERROR;
 }
 
+/* off the list and freed; its connection forgets it */
 static void
 free_http_call(GatewayHttpCall *c)
 {
 	GatewayHttpCall **pp;
 
-	if (c == NULL)
-		return;
 	for (pp = &http_calls; *pp; pp = &(*pp)->next)
 		if (*pp == c)
 		{
 			*pp = c->next;
 			break;
 		}
+	GatewayBacklogRemove(&c->waiter);
+	if (c->conn != NULL)
+		c->conn->call = NULL;
 	free(c->id);
 	free(c->method);
-	free(c->body);
-	free(c->response);
 	free(c);
 }
 
+/* answer call c's connection with an error and forget the call */
+static void
+fail_call(GatewayHttpCall *call, unsigned int status, const char *sqlstate, const char *message)
+{
+	GatewayConn *c = call->conn;
+
+	free_http_call(call);
+	if (c != NULL)
+		(void) GatewayRespondError(c, status, sqlstate, message);
+}
+
+/* whether a Content-Type header value is application/json (parameters allowed) */
+static bool
+is_json_type(const char *ct)
+{
+	size_t		n = strlen("application/json");
+
+	if (ct == NULL || pg_strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
 /*
- * object_request
- *		A plain HTTP request under /objects.  POST to a method starts a call
- *		(its body arrives next); a GET of an object's socket URL gets 426.
+ * preflight
+ *		OPTIONS of an object route: the CORS preflight of a call from an
+ *		allowed origin gets the Access-Control-* headers (the Allow-Headers
+ *		asked for, if they are plain tokens).
  */
 static int
-object_request(struct lws *wsi, GatewaySession *pss, GatewayMethod method,
-					 const char *path)
+preflight(GatewayConn *c, GatewayOrigin origin)
 {
+	const char *asked = GatewayRequestHeader(&c->req, "access-control-request-headers");
+	const char *p;
+	char		headers[512];
+
+	if (origin == GATEWAY_ORIGIN_NONE)
+		return GatewayRespond(c, 204, NULL, NULL, "Allow: POST, OPTIONS\r\n");
+	if (origin == GATEWAY_ORIGIN_REFUSED)
+		return GatewayRespondError(c, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
+								   "origin not allowed");
+	if (asked != NULL)
+		for (p = asked; *p; p++)
+			if (!isalnum((unsigned char) *p) && strchr("-_, ", *p) == NULL)
+				asked = NULL;
+	snprintf(headers, sizeof(headers),
+			 "Access-Control-Allow-Methods: POST\r\nAccess-Control-Allow-Headers: %s\r\n"
+			 "Access-Control-Max-Age: 600\r\n",
+			 (asked != NULL && strlen(asked) < 256) ? asked : "content-type");
+	c->cors_origin = GatewayRequestHeader(&c->req, "origin");
+	return GatewayRespond(c, 204, NULL, NULL, headers);
+}
+
+/* the answer to a GET (or other method) of a WebSocket URL: 404, 403 or 426 */
+static int
+socket_url(GatewayConn *c)
+{
+	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
+	char	   *id;
+	GatewayClassEntry entry;
+	unsigned int status;
+
+	if (!GatewayParseObjectPath(c->req.path, class_name, &id, NULL, false))
+		return GatewayRespondError(c, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
+								   "no such object route");
+	free(id);
+	status = GatewayLookupClass(class_name, &entry);
+	if (status != 0)
+		return GatewayRespondError(c, status, GatewayRefusalState(status),
+								   GatewayRefusalMessage(status));
+	if (!entry.websocket)
+		return GatewayRespondError(c, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
+								   "the class does not accept WebSockets");
+	return GatewayRespondError(c, 426, DURABLE_STATE_NOT_SUPPORTED,
+							   "this is a WebSocket URL: upgrade the connection, or POST to /objects/{class}/{id}/{method}");
+}
+
+/*
+ * start_call
+ *		POST of a method: check it, then read its body (or run it now, with
+ *		{}, when it has none).
+ */
+static int
+start_call(GatewayConn *c)
+{
+	GatewayRequest *req = &c->req;
 	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
 	char	   *id;
 	char	   *mname;
 	GatewayClassEntry entry;
 	unsigned int status;
-	GatewayHttpCall *c;
+	GatewayOrigin origin;
+	GatewayHttpCall *call;
+	const char *expect;
+	bool		reserved_name;
 
-	if (method != GATEWAY_POST)
-	{
-		if (!GatewayParseObjectPath(path, class_name, &id, NULL, false))
-			return GatewayRespondError(wsi, pss, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
-									   "no such object route", method == GATEWAY_HEAD);
-		free(id);
-		status = GatewayLookupClass(class_name, &entry);
-		if (status != 0)
-			return GatewayRespondError(wsi, pss, status, GatewayRefusalState(status),
-									   GatewayRefusalMessage(status), method == GATEWAY_HEAD);
-		if (!entry.websocket)
-			return GatewayRespondError(wsi, pss, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
-									   "the class does not accept WebSockets",
-									   method == GATEWAY_HEAD);
-		return GatewayRespondError(wsi, pss, 426, DURABLE_STATE_NOT_SUPPORTED,
-								   "this is a WebSocket URL: upgrade the connection, or POST to /objects/{class}/{id}/{method}",
-								   method == GATEWAY_HEAD);
-	}
-
-	if (!GatewayParseObjectPath(path, class_name, &id, &mname, true))
-		return GatewayRespondError(wsi, pss, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
-								   "no such object route", false);
+	if (!GatewayParseObjectPath(req->path, class_name, &id, &mname, true))
+		return GatewayRespondError(c, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
+								   "no such object route");
 	status = GatewayLookupClass(class_name, &entry);
 	if (status == 0 && !entry.http)
 		status = HTTP_STATUS_FORBIDDEN;
-	if (status != 0 || mname[0] == '$')
+	origin = GatewayOriginCheck(req);
+	reserved_name = (mname[0] == '$');
+	if (status != 0 || origin == GATEWAY_ORIGIN_REFUSED || reserved_name ||
+		!is_json_type(GatewayRequestHeader(req, "content-type")))
 	{
 		free(id);
 		free(mname);
 		if (status == HTTP_STATUS_FORBIDDEN)
-			return GatewayRespondError(wsi, pss, status, DURABLE_STATE_PRIVILEGE,
-									   "the class does not accept HTTP calls", false);
+			return GatewayRespondError(c, status, DURABLE_STATE_PRIVILEGE,
+									   "the class does not accept HTTP calls");
 		if (status != 0)
-			return GatewayRespondError(wsi, pss, status, GatewayRefusalState(status),
-									   GatewayRefusalMessage(status), false);
-		return GatewayRespondError(wsi, pss, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_BAD_VALUE,
-								   "method names starting with \"$\" are reserved for the system",
-								   false);
+			return GatewayRespondError(c, status, GatewayRefusalState(status),
+									   GatewayRefusalMessage(status));
+		if (origin == GATEWAY_ORIGIN_REFUSED)
+			return GatewayRespondError(c, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
+									   "origin not allowed");
+		if (reserved_name)
+			return GatewayRespondError(c, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_BAD_VALUE,
+									   "method names starting with \"$\" are reserved for the system");
+		return GatewayRespondError(c, 415, DURABLE_STATE_MEDIA_TYPE,
+								   "send the args as JSON with Content-Type: application/json");
 	}
+	if (origin == GATEWAY_ORIGIN_LISTED)
+		c->cors_origin = GatewayRequestHeader(req, "origin");
 
-	c = calloc(1, sizeof(GatewayHttpCall));
-	if (c == NULL)
+	call = calloc(1, sizeof(GatewayHttpCall));
+	if (call == NULL ||
+		!GatewayRxReserve(&c->body_reserved, (size_t) req->content_length + 1) ||
+		(c->body = malloc((size_t) req->content_length + 1)) == NULL)
 	{
+		free(call);
 		free(id);
 		free(mname);
-		return GatewayRespondError(wsi, pss, HTTP_STATUS_INTERNAL_SERVER_ERROR,
-								   DURABLE_STATE_NO_MEMORY,
-								   "out of memory", false);
+		GatewayRxRelease(&c->body_reserved);
+		c->close_after = true;
+		return GatewayRespondError(c, HTTP_STATUS_SERVICE_UNAVAILABLE, DURABLE_STATE_NO_MEMORY,
+								   "the gateway has no room for this request body now");
 	}
-	c->wsi = wsi;
-	strlcpy(c->class_name, class_name, sizeof(c->class_name));
-	c->id = id;
-	c->method = mname;
-	c->token = ++http_tokens;
-	c->next = http_calls;
-	http_calls = c;
-	pss->call = c;
-
-	/* without a body lws announces none: run with {} now */
-	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
-	{
-		pss->call = NULL;
-		free_http_call(c);
-		return GatewayRespondError(wsi, pss, 411, DURABLE_STATE_NOT_SUPPORTED,
-								   "send the JSON args with a Content-Length", false);
-	}
-	{
-		char		cl[32];
-
-		if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
-			strtol(cl, NULL, 10) == 0)
-			return GatewayHttpBodyDone(wsi, pss);
-	}
-	return 0;					/* the body comes next */
+	call->conn = c;
+	strlcpy(call->class_name, class_name, sizeof(call->class_name));
+	call->id = id;
+	call->method = mname;
+	call->token = ++http_tokens;
+	call->next = http_calls;
+	http_calls = call;
+	c->call = call;
+	c->body_len = 0;
+	c->body_left = (uint64) req->content_length;
+	if (c->body_left == 0)
+		return GatewayHttpBodyDone(c);
+	c->state = CONN_BODY;
+	GatewayConnTimeout(c, GATEWAY_BODY_TIMEOUT);
+	expect = GatewayRequestHeader(req, "expect");
+	if (expect != NULL && pg_strcasecmp(expect, "100-continue") == 0)
+		GatewayRespondContinue(c);
+	return 0;
 }
 
-static GatewayMethod
-request_method(struct lws *wsi)
+/*
+ * object_request
+ *		A request under /objects that is not a WebSocket upgrade.
+ */
+static int
+object_request(GatewayConn *c)
 {
-	char	   *uri;
-	int			urilen;
-	char		method[16];
-
-	switch (lws_http_get_uri_and_method(wsi, &uri, &urilen))
+	switch (c->req.method)
 	{
-		case LWSHUMETH_GET:
-			return GATEWAY_GET;
-		case LWSHUMETH_HEAD:
-			return GATEWAY_HEAD;
-		case LWSHUMETH_POST:
-			return GATEWAY_POST;
-		case LWSHUMETH_COLON_PATH:
-			/* HTTP/2: the method is a pseudo-header */
-			if (lws_hdr_copy(wsi, method, sizeof(method), WSI_TOKEN_HTTP_COLON_METHOD) > 0)
-			{
-				if (strcmp(method, "GET") == 0)
-					return GATEWAY_GET;
-				if (strcmp(method, "HEAD") == 0)
-					return GATEWAY_HEAD;
-				if (strcmp(method, "POST") == 0)
-					return GATEWAY_POST;
-			}
-			return GATEWAY_OTHER;
+		case GATEWAY_POST:
+			return start_call(c);
+		case GATEWAY_OPTIONS:
+			c->close_after |= c->req.content_length > 0;
+			return preflight(c, GatewayOriginCheck(&c->req));
 		default:
-			return GATEWAY_OTHER;
+			c->close_after |= c->req.content_length > 0;
+			return socket_url(c);
 	}
 }
 
 /*
  * GatewayHttpRequest
- *		LWS_CALLBACK_HTTP: route one request.
+ *		A request head was read (c->req): route it.  Returns the callback's
+ *		return value.
  */
 int
-GatewayHttpRequest(struct lws *wsi, GatewaySession *pss, const char *path)
+GatewayHttpRequest(GatewayConn *c)
 {
-	GatewayMethod method = request_method(wsi);
-	bool		head_only = (method == GATEWAY_HEAD);
+	GatewayRequest *req = &c->req;
+	const char *upgrade = GatewayRequestHeader(req, "upgrade");
+	GwPending  *pending;
+	int			rc;
 
 	pg_atomic_fetch_add_u64(&DurableGatewayStats()->http_requests, 1);
-	if (pss != NULL)
+	c->head_only = (req->method == GATEWAY_HEAD);
+	c->close_after = !req->keep_alive;
+
+	if (req->method == GATEWAY_CONNECT)
 	{
-		GatewaySessionReset(pss);
-		/* a request body we do not read ends the connection after the reply */
-		pss->close_after = (method != GATEWAY_GET && method != GATEWAY_HEAD);
+		c->close_after = true;
+		return GatewayRespondText(c, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed\n",
+								  "Allow: GET, HEAD\r\n");
+	}
+	if (req->chunked)
+	{
+		c->close_after = true;
+		return GatewayRespondError(c, 411, DURABLE_STATE_NOT_SUPPORTED,
+								   "send the JSON args with a Content-Length");
+	}
+	if (req->content_length > durable_max_message_bytes)
+	{
+		c->close_after = true;
+		return GatewayRespondError(c, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, DURABLE_STATE_TOO_LARGE,
+								   "request body larger than durable.max_message_bytes");
+	}
+	if (upgrade != NULL && GatewayHeaderHasToken(upgrade, "websocket"))
+	{
+		rc = GatewayUpgrade(c, &pending);
+		if (pending != NULL)
+			GatewayOpenSocket(c, pending);
+		return rc;
 	}
 
-	if (strcmp(path, "/objects") == 0 || strncmp(path, "/objects/", 9) == 0)
-		return object_request(wsi, pss, method, path);
+	if (strcmp(req->path, "/objects") == 0 || strncmp(req->path, "/objects/", 9) == 0)
+		return object_request(c);
 
-	if (method != GATEWAY_GET && method != GATEWAY_HEAD)
-		return GatewayRespondText(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED,
-							"method not allowed\n", false, "GET, HEAD");
-	if (strcmp(path, "/healthz") == 0)
-		return GatewayHealthz(wsi, pss, head_only);
-	if (strcmp(path, "/metrics") == 0)
-		return GatewayMetrics(wsi, pss, head_only);
-	return GatewayStatic(wsi, pss, path, head_only);
-}
-
-/* LWS_CALLBACK_HTTP_BODY: a piece of an HTTP call's body */
-int
-GatewayHttpBody(struct lws *wsi, GatewaySession *pss, const char *in, size_t len)
-{
-	GatewayHttpCall *c = pss->call;
-	char	   *grown;
-
-	if (c->too_large)
-		return 0;
-	if (c->body_len + len > (size_t) durable_max_message_bytes)
-	{
-		c->too_large = true;
-		free(c->body);
-		c->body = NULL;
-		c->body_len = 0;
-		return 0;
-	}
-	grown = realloc(c->body, c->body_len + len + 1);
-	if (grown == NULL)
-	{
-		c->too_large = true;
-		return 0;
-	}
-	c->body = grown;
-	memcpy(c->body + c->body_len, in, len);
-	c->body_len += len;
-	c->body[c->body_len] = '\0';
-	return 0;
-}
-
-/* LWS_CALLBACK_HTTP_BODY_COMPLETION: the body is in, send the call */
-int
-GatewayHttpBodyDone(struct lws *wsi, GatewaySession *pss)
-{
-	GatewayHttpCall *c = pss->call;
-	const char *args;
-
-	if (c->too_large)
-	{
-		pss->call = NULL;
-		free_http_call(c);
-		return GatewayRespondError(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
-								   DURABLE_STATE_TOO_LARGE,
-								   "request body larger than durable.max_message_bytes", false);
-	}
-	args = (c->body == NULL || c->body_len == 0) ? "{}" : c->body;
-	if (!DurableJsonValid(args, strlen(args)) ||
-		(c->body_len > 0 && strlen(c->body) != c->body_len))
-	{
-		pss->call = NULL;
-		free_http_call(c);
-		return GatewayRespondError(wsi, pss, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_BAD_JSON,
-								   "request body is not valid JSON", false);
-	}
-	if (!GatewayEnqueue(c->class_name, c->id, c->method, args, 0, c->token, NULL))
-	{
-		pss->call = NULL;
-		free_http_call(c);
-		return GatewayRespondError(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,
-								   DURABLE_STATE_OVERLOADED,
-								   "the object's host is overloaded", false);
-	}
-	c->sent = true;
-	return 0;
+	/* a body nobody reads ends the connection after the answer */
+	c->close_after |= req->content_length > 0;
+	if (req->method != GATEWAY_GET && req->method != GATEWAY_HEAD)
+		return GatewayRespondText(c, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed\n",
+								  "Allow: GET, HEAD\r\n");
+	if (strcmp(req->path, "/healthz") == 0)
+		return GatewayHealthz(c);
+	if (strcmp(req->path, "/metrics") == 0)
+		return GatewayMetrics(c);
+	return GatewayStatic(c, req->path);
 }
 
 /*
- * GatewayHttpAnswer
- *		LWS_CALLBACK_HTTP_WRITEABLE of an HTTP call: send its answer once the
- *		host gave it; -2 while it has not.
+ * send_call
+ *		Hand the call of c (its body complete) to its host; false when it
+ *		must wait for room.
+ */
+static bool
+send_call(GatewayHttpCall *call)
+{
+	GatewayConn *c = call->conn;
+	const char *args = c->body_len == 0 ? "{}" : c->body;
+
+	switch (GatewayEnqueue(call->class_name, call->id, call->method, args, 0, call->token,
+						   NULL, GatewayConnAccount(c)))
+	{
+		case GATEWAY_WAIT:
+			return false;
+		case GATEWAY_REFUSED:
+			fail_call(call, HTTP_STATUS_SERVICE_UNAVAILABLE, DURABLE_STATE_OVERLOADED,
+					  "the message area is full: the call did not run");
+			return true;
+		case GATEWAY_QUEUED:
+			break;
+	}
+	call->sent = true;
+	call->since = GetCurrentTimestamp();
+	free(c->body);
+	c->body = NULL;
+	GatewayRxRelease(&c->body_reserved);
+	return true;
+}
+
+/* the backlog's retry of an HTTP call */
+static void
+retry_call(void *arg)
+{
+	GatewayHttpCall *call = (GatewayHttpCall *) arg;
+
+	if (send_call(call))
+		GatewayBacklogRemove(&call->waiter);
+}
+
+/*
+ * GatewayHttpBodyDone
+ *		The body of the HTTP call of c is in: check it is JSON and hand the
+ *		call to its host (or wait for room).
  */
 int
-GatewayHttpAnswer(struct lws *wsi, GatewaySession *pss)
+GatewayHttpBodyDone(GatewayConn *c)
 {
-	GatewayHttpCall *c = pss->call;
-	GatewayBuf	b;
+	GatewayHttpCall *call = c->call;
 
-	if (c == NULL || !c->answered)
-		return -2;				/* not ours */
-	if (c->response == NULL)
+	c->state = CONN_BUSY;
+	GatewayConnPause(c, GATEWAY_PAUSE_BUSY);
+	GatewayConnTimeout(c, 0);
+	c->body[c->body_len] = '\0';
+	if (c->body_len > 0 && !GatewayJsonValid(c->body, c->body_len))
 	{
-		/* out of memory while making it */
-		pss->call = NULL;
-		free_http_call(c);
-		return GatewayRespondError(wsi, pss, HTTP_STATUS_INTERNAL_SERVER_ERROR,
-								   DURABLE_STATE_NO_MEMORY, "out of memory", false);
+		fail_call(call, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_BAD_JSON,
+				  "request body is not valid JSON");
+		return 0;
 	}
-	GatewayBufInit(&b, strlen(c->response));
-	GatewayBufAppend(&b, c->response, strlen(c->response));
-	pss->call = NULL;
+	if (!send_call(call))
 	{
-		unsigned int status = c->status;
-
-		free_http_call(c);
-		return GatewayRespondBuf(wsi, pss, status, "application/json", &b, false, NULL);
+		call->since = GetCurrentTimestamp();
+		GatewayBacklogAdd(&call->waiter, retry_call, call);
 	}
+	return 0;
 }
 
 /*
  * GatewayHttpClosed
- *		LWS_CALLBACK_CLOSED_HTTP: the client left; a late answer finds no call.
+ *		The client left: a call that waits for room is dropped (it never
+ *		runs); the answer to one with its host finds nothing and is dropped.
  */
 void
-GatewayHttpClosed(GatewaySession *pss)
+GatewayHttpClosed(GatewayConn *c)
 {
-	if (pss != NULL && pss->call != NULL)
-	{
-		free_http_call(pss->call);
-		pss->call = NULL;
-	}
+	if (c->call != NULL)
+		free_http_call(c->call);
 }
 
 /*
  * GatewayHttpAnswered
  *		The host answered HTTP call msg->token (a REPLY or an ERROR message):
- *		make the response and wake the connection.
+ *		answer its connection.
  */
 void
 GatewayHttpAnswered(const DurableGatewayMsg *msg)
 {
 	bool		is_error = msg->kind == GATEWAY_MSG_ERROR;
-	GatewayHttpCall *c;
+	GatewayHttpCall *call;
+	GatewayConn *c;
 	GatewayBuf	b;
+	unsigned int status = HTTP_STATUS_OK;
 
-	for (c = http_calls; c && c->token != msg->token; c = c->next)
+	for (call = http_calls; call && call->token != msg->token; call = call->next)
 		;
-	if (c == NULL || c->answered)
+	if (call == NULL || !call->sent)
+		return;
+	c = call->conn;
+	free_http_call(call);
+	if (c == NULL)
 		return;
 	GatewayBufInit(&b, 64 + msg->result.len + msg->message.len);
 	if (is_error)
@@ -368,7 +455,7 @@ GatewayHttpAnswered(const DurableGatewayMsg *msg)
 		GatewayBufAppend(&b, "{", 1);
 		GatewayBufAppendErrorBytes(&b, msg->sqlstate, msg->message);
 		GatewayBufAppend(&b, "}\n", 2);
-		c->status = status_of(state);
+		status = status_of(state);
 	}
 	else
 	{
@@ -378,12 +465,37 @@ GatewayHttpAnswered(const DurableGatewayMsg *msg)
 		else
 			GatewayBufAppend(&b, "null", 4);
 		GatewayBufAppend(&b, "}\n", 2);
-		c->status = HTTP_STATUS_OK;
 	}
-	if (b.failed)
-		c->status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
-	c->response = b.failed ? NULL : strndup((char *) b.data + LWS_PRE, b.len);
-	GatewayBufFree(&b);
-	c->answered = true;
-	lws_callback_on_writable(c->wsi);
+	(void) GatewayRespond(c, status, "application/json", &b, NULL);
+}
+
+/*
+ * GatewayHttpTick
+ *		Once a second: calls that waited too long for room (they did not
+ *		run: 503) or for their answer (they may run: 504).
+ */
+void
+GatewayHttpTick(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	GatewayHttpCall *call;
+	GatewayHttpCall *next;
+
+	for (call = http_calls; call != NULL; call = next)
+	{
+		next = call->next;
+		if (call->waiter.waiting &&
+			now - call->since >= (int64) GATEWAY_QUEUE_TIMEOUT * USECS_PER_SEC)
+			fail_call(call, HTTP_STATUS_SERVICE_UNAVAILABLE, DURABLE_STATE_OVERLOADED,
+					  "the object's host is overloaded: the call did not run");
+		else if (call->sent && durable_call_timeout > 0 &&
+				 now - call->since >= ((int64) durable_call_timeout * 1000 +
+									   (int64) GATEWAY_ANSWER_MARGIN * USECS_PER_SEC))
+		{
+			if (call->conn != NULL)
+				call->conn->close_after = true;
+			fail_call(call, 504, DURABLE_STATE_TIMEOUT,
+					  "no answer from the object's host in time: the call may still run");
+		}
+	}
 }

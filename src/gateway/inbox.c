@@ -8,7 +8,8 @@
  * wake the gateway's eventfd.  The gateway drains the queue a batch at a
  * time, decodes each message (shared/messages.c) and hands it to the part of
  * the gateway it is for; after each batch every socket that got frames is
- * written once (frames.c).
+ * written once (frames.c).  Answers mean room in the hosts' queues: then the
+ * calls waiting for room are tried again (backlog.c).
  *
  * IDENTIFICATION
  *	  src/gateway/inbox.c
@@ -124,17 +125,28 @@ handle_message(const DurableParts *parts, void *arg)
 /*
  * GatewayInboxDrain
  *		The wake eventfd fired: handle what the hosts sent, a batch at a time,
- *		and after each batch write every socket it gave frames to.
+ *		and after each batch write every socket it gave frames to (also when
+ *		a message raised an ERROR, which goes on to dispatch.c's boundary).
  */
 void
 GatewayInboxDrain(void)
 {
-	int			n;
+	volatile int n;
 
 	do
 	{
 		GatewayFlushBegin();
-		n = DurableGatewayDrain(handle_message, NULL, GATEWAY_DRAIN_BATCH);
+		PG_TRY();
+		{
+			n = DurableGatewayDrain(handle_message, NULL, GATEWAY_DRAIN_BATCH);
+		}
+		PG_CATCH();
+		{
+			GatewayFlushEnd();
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 		GatewayFlushEnd();
 	} while (n == GATEWAY_DRAIN_BATCH);
+	GatewayBacklogRetry();
 }

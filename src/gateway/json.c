@@ -1,14 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * json.c
- *	  All use of jansson: reading WebSocket frames and writing call args.
+ *	  All use of jansson: writing the args of lifecycle calls, reading the
+ *	  tags a host sent.
  *
- * The gateway (gateway_objects.c) parses what clients send and builds the
- * args of the lifecycle calls here.  jansson's json_object clashes with
- * PostgreSQL's fmgr prototypes, so jansson lives in this file alone, which
- * includes only postgres.h.  Everything here runs inside lws callbacks: it
- * allocates with malloc (results are freed with free), never with palloc,
- * and never raises an error.
+ * What clients send is read by text.c alone (one reader decides what a
+ * client's JSON means).  jansson's json_object clashes with PostgreSQL's
+ * fmgr prototypes, so jansson lives in this file alone, which includes only
+ * postgres.h.  Everything here runs inside lws callbacks: it allocates with
+ * malloc (results are freed with free), never with palloc, and never raises
+ * an error.
  *
  * IDENTIFICATION
  *	  src/gateway/json.c
@@ -33,206 +34,6 @@ static json_t *
 new_object(void)
 {
 	return json_pack("{}");
-}
-
-/* ----------------------------------------------------------------------
- * raw members: the exact text of a member's value, for numbers that jansson
- * (doubles, 64-bit integers) would not keep exactly
- * ----------------------------------------------------------------------
- */
-
-static const char *
-skip_space(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-/* past one JSON value (already validated by jansson), or NULL */
-static const char *
-skip_value(const char *p, const char *end)
-{
-	int			depth = 0;
-
-	p = skip_space(p, end);
-	do
-	{
-		if (p >= end)
-			return NULL;
-		if (*p == '"')
-		{
-			for (p++; p < end && *p != '"'; p++)
-				if (*p == '\\')
-					p++;
-			if (p >= end)
-				return NULL;
-			p++;
-		}
-		else if (*p == '{' || *p == '[')
-		{
-			depth++;
-			p++;
-		}
-		else if (*p == '}' || *p == ']')
-		{
-			depth--;
-			p++;
-		}
-		else if (depth > 0 && (*p == ',' || *p == ':' || *p == ' ' || *p == '\t' ||
-							   *p == '\n' || *p == '\r'))
-			p++;
-		else
-		{
-			/* a number, true, false or null */
-			while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
-				   *p != '\t' && *p != '\n' && *p != '\r')
-				p++;
-		}
-	} while (depth > 0);
-	return p;
-}
-
-/*
- * raw_member
- *		The text of the value of top-level member key (the last one, as
- *		jansson keeps), malloc'd; NULL if absent or its key is escaped.
- */
-static char *
-raw_member(const char *text, size_t len, const char *key)
-{
-	const char *end = text + len;
-	const char *p = skip_space(text, end);
-	const char *found = NULL;
-	size_t		found_len = 0;
-	size_t		klen = strlen(key);
-
-	if (p >= end || *p != '{')
-		return NULL;
-	p++;
-	for (;;)
-	{
-		const char *k;
-		const char *v;
-		const char *vend;
-
-		p = skip_space(p, end);
-		if (p >= end || *p != '"')
-			break;
-		k = p + 1;
-		p = skip_value(p, end);
-		if (p == NULL)
-			return NULL;
-		p = skip_space(p, end);
-		if (p >= end || *p != ':')
-			return NULL;
-		v = skip_space(p + 1, end);
-		vend = skip_value(v, end);
-		if (vend == NULL)
-			return NULL;
-		if ((size_t) (p - k) >= klen + 1 && k[klen] == '"' && memcmp(k, key, klen) == 0 &&
-			skip_space(k + klen + 1, end) == p)
-		{
-			found = v;
-			found_len = vend - v;
-		}
-		p = skip_space(vend, end);
-		if (p < end && *p == ',')
-		{
-			p++;
-			continue;
-		}
-		break;
-	}
-	return found ? strndup(found, found_len) : NULL;
-}
-
-/*
- * DurableJsonParseFrame
- *		Read one client frame.  Returns FRAME_NOT_JSON if it is not JSON,
- *		FRAME_BAD_CALL (with *error set) for a "call" frame without a usable
- *		method, else FRAME_CALL or FRAME_OTHER.  For a call, frame->id (JSON
- *		text, "null" when absent), frame->method and frame->args (JSON text,
- *		"{}" when absent) are malloc'd; free them with DurableJsonFreeFrame.
- */
-DurableFrameKind
-DurableJsonParseFrame(const char *text, size_t len, DurableFrame *frame,
-					  const char **error)
-{
-	json_error_t jerr;
-	json_t	   *root;
-	json_t	   *type;
-	json_t	   *method;
-	json_t	   *args;
-	json_t	   *id;
-	DurableFrameKind kind = FRAME_OTHER;
-
-	memset(frame, 0, sizeof(*frame));
-	*error = NULL;
-	root = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
-	if (root == NULL)
-		return FRAME_NOT_JSON;
-
-	type = json_is_object(root) ? json_object_get(root, "type") : NULL;
-	if (type == NULL || !json_is_string(type) || strcmp(json_string_value(type), "call") != 0)
-	{
-		json_decref(root);
-		return FRAME_OTHER;
-	}
-
-	/* id and args keep their exact text; the host reads them with jsonb */
-	id = json_object_get(root, "id");
-	frame->id = id ? raw_member(text, len, "id") : strdup("null");
-	if (frame->id == NULL)
-		frame->id = json_dumps(id, DUMP_FLAGS);
-	method = json_object_get(root, "method");
-	args = json_object_get(root, "args");
-	if (method == NULL || !json_is_string(method) || json_string_length(method) == 0)
-	{
-		*error = "a call frame needs a method name";
-		kind = FRAME_BAD_CALL;
-	}
-	else if (json_string_value(method)[0] == '$' ||
-			 strlen(json_string_value(method)) != json_string_length(method))
-	{
-		*error = "method names starting with \"$\" are reserved for the system";
-		kind = FRAME_BAD_CALL;
-	}
-	else
-	{
-		frame->method = strdup(json_string_value(method));
-		frame->args = args ? raw_member(text, len, "args") : strdup("{}");
-		if (frame->args == NULL && args)
-			frame->args = json_dumps(args, DUMP_FLAGS);
-		kind = (frame->id && frame->method && frame->args) ? FRAME_CALL : FRAME_NOT_JSON;
-	}
-	json_decref(root);
-	return kind;
-}
-
-void
-DurableJsonFreeFrame(DurableFrame *frame)
-{
-	free(frame->id);
-	free(frame->method);
-	free(frame->args);
-	memset(frame, 0, sizeof(*frame));
-}
-
-/*
- * DurableJsonValid
- *		Whether text is one JSON value (for HTTP call bodies).
- */
-bool
-DurableJsonValid(const char *text, size_t len)
-{
-	json_error_t jerr;
-	json_t	   *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
-
-	if (root == NULL)
-		return false;
-	json_decref(root);
-	return true;
 }
 
 static json_t *

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * json.h
- *	  The jansson-backed JSON helpers of the gateway (json.c).
+ *	  The jansson-backed JSON writers of the gateway (json.c).
  *
  * Plain C types only: this header must not pull in jansson.h (whose
  * json_object clashes with PostgreSQL's headers) nor PostgreSQL's fmgr.
@@ -15,25 +15,6 @@
 #ifndef DURABLE_JSON_H
 #define DURABLE_JSON_H
 
-typedef enum DurableFrameKind
-{
-	FRAME_NOT_JSON,
-	FRAME_BAD_CALL,
-	FRAME_CALL,
-	FRAME_OTHER
-} DurableFrameKind;
-
-typedef struct DurableFrame
-{
-	char	   *id;				/* JSON text */
-	char	   *method;
-	char	   *args;			/* JSON text */
-} DurableFrame;
-
-extern DurableFrameKind DurableJsonParseFrame(const char *text, size_t len,
-											  DurableFrame *frame, const char **error);
-extern void DurableJsonFreeFrame(DurableFrame *frame);
-extern bool DurableJsonValid(const char *text, size_t len);
 extern char *DurableJsonConnectArgs(const char *const *query_names,
 									const char *const *query_values, int nquery,
 									const char *const *header_names,

@@ -26,7 +26,7 @@ int			gateway_fd_limit = 0;
  *		and the gateway knows the classes (it can route object requests).
  */
 int
-GatewayHealthz(struct lws *wsi, GatewaySession *pss, bool head_only)
+GatewayHealthz(GatewayConn *c)
 {
 	GatewayBuf	buf;
 	bool		healthy = true;
@@ -46,9 +46,8 @@ GatewayHealthz(struct lws *wsi, GatewaySession *pss, bool head_only)
 	}
 	if (healthy)
 		GatewayBufPrintf(&buf, "ok\n");
-	return GatewayRespondBuf(wsi, pss,
-							 healthy ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
-							 "text/plain; charset=utf-8", &buf, head_only, NULL);
+	return GatewayRespond(c, healthy ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+						  "text/plain; charset=utf-8", &buf, NULL);
 }
 
 static void
@@ -62,7 +61,7 @@ metric_header(GatewayBuf *buf, const char *name, const char *type, const char *h
  *		GET /metrics: Prometheus text exposition format 0.0.4.
  */
 int
-GatewayMetrics(struct lws *wsi, GatewaySession *pss, bool head_only)
+GatewayMetrics(GatewayConn *c)
 {
 	GatewayBuf	buf;
 	int			nhosts = DurableHostSlots();
@@ -154,6 +153,23 @@ GatewayMetrics(struct lws *wsi, GatewaySession *pss, bool head_only)
 					slow_closes);
 	GATEWAY_COUNTER("durable_http_requests_total",
 					"HTTP requests received by the gateway, this one included.", http_requests);
+	GATEWAY_COUNTER("durable_calls_waited_total",
+					"Calls from clients that had to wait for room before their object's host took them (backpressure).",
+					calls_waited);
+	GATEWAY_COUNTER("durable_calls_refused_total",
+					"Calls from clients the shared message area could not store (the client got 1013 or 503).",
+					calls_refused);
+	GATEWAY_COUNTER("durable_protocol_closes_total",
+					"WebSockets failed for a violation of RFC 6455 (close 1002 or 1007).",
+					protocol_closes);
+
+	metric_header(&buf, "durable_calls_waiting", "gauge",
+				  "Sockets and HTTP calls waiting for room in their object's host queue now.");
+	GatewayBufPrintf(&buf, "durable_calls_waiting %d\n", GatewayBacklogLength());
+	metric_header(&buf, "durable_message_area_client_bytes", "gauge",
+				  "Bytes of clients' calls waiting in the shared message area now.");
+	GatewayBufPrintf(&buf, "durable_message_area_client_bytes " UINT64_FORMAT "\n",
+					 DurableAreaCountedBytes());
 
 	metric_header(&buf, "durable_gateway_max_fds", "gauge",
 				  "Open file limit of the gateway process (caps its connections).");
@@ -161,8 +177,8 @@ GatewayMetrics(struct lws *wsi, GatewaySession *pss, bool head_only)
 
 #undef PER_HOST
 #undef GATEWAY_COUNTER
-	return GatewayRespondBuf(wsi, pss, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
-							 &buf, head_only, NULL);
+	return GatewayRespond(c, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8", &buf,
+						  NULL);
 }
 
 static const char *
@@ -226,62 +242,44 @@ path_has_dotdot(const char *path)
  * GatewayStatic
  *		GET/HEAD of a file below durable.static_dir ("/" is index.html, so is
  *		any directory).  Paths with ".." segments, and files whose real path
- *		(symbolic links resolved) is outside the folder, are refused.
+ *		(symbolic links resolved) is outside the folder, are refused.  The
+ *		file is sent a piece at a time (conn.c).
  */
 int
-GatewayStatic(struct lws *wsi, GatewaySession *pss, const char *path, bool head_only)
+GatewayStatic(GatewayConn *c, const char *path)
 {
 	char		root[PATH_MAX];
 	char		want[PATH_MAX];
 	char		real[PATH_MAX];
 	size_t		rootlen;
 	struct stat st;
-	const char *type;
+	int			fd;
 	int			n;
 
 	if (durable_static_dir == NULL || durable_static_dir[0] == '\0')
-		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+		return GatewayRespondText(c, HTTP_STATUS_NOT_FOUND, "not found\n", NULL);
 	if (path[0] != '/' || path_has_dotdot(path) || strchr(path, '\\') != NULL)
-		return GatewayRespondText(wsi, pss, HTTP_STATUS_FORBIDDEN, "forbidden\n", head_only, NULL);
+		return GatewayRespondText(c, HTTP_STATUS_FORBIDDEN, "forbidden\n", NULL);
 	if (realpath(durable_static_dir, root) == NULL)
-		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+		return GatewayRespondText(c, HTTP_STATUS_NOT_FOUND, "not found\n", NULL);
 	rootlen = strlen(root);
 
 	n = snprintf(want, sizeof(want), "%s%s%s", root, path,
 				 path[strlen(path) - 1] == '/' ? "index.html" : "");
 	if (n < 0 || n >= (int) sizeof(want) || realpath(want, real) == NULL ||
 		stat(real, &st) != 0)
-		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+		return GatewayRespondText(c, HTTP_STATUS_NOT_FOUND, "not found\n", NULL);
 	if (S_ISDIR(st.st_mode))
 	{
 		n = snprintf(want, sizeof(want), "%s/index.html", real);
 		if (n < 0 || n >= (int) sizeof(want) || realpath(want, real) == NULL ||
 			stat(real, &st) != 0)
-			return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
+			return GatewayRespondText(c, HTTP_STATUS_NOT_FOUND, "not found\n", NULL);
 	}
 	if (strncmp(real, root, rootlen) != 0 ||
 		(real[rootlen] != '/' && !(rootlen == 1 && root[0] == '/')))
-		return GatewayRespondText(wsi, pss, HTTP_STATUS_FORBIDDEN, "forbidden\n", head_only, NULL);
-	if (!S_ISREG(st.st_mode))
-		return GatewayRespondText(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found\n", head_only, NULL);
-
-	type = content_type_for(real);
-	if (head_only)
-	{
-		unsigned char headers[LWS_PRE + 512];
-		unsigned char *start = headers + LWS_PRE;
-		unsigned char *p = start;
-		unsigned char *end = headers + sizeof(headers) - 1;
-
-		if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, type,
-										(lws_filepos_t) st.st_size, &p, end) ||
-			lws_finalize_write_http_header(wsi, start, &p, end))
-			return -1;
-		return GatewayResponseDone(wsi, pss);
-	}
-
-	n = lws_serve_http_file(wsi, real, type, NULL, 0);
-	if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
-		return -1;
-	return 0;
+		return GatewayRespondText(c, HTTP_STATUS_FORBIDDEN, "forbidden\n", NULL);
+	if (!S_ISREG(st.st_mode) || (fd = open(real, O_RDONLY | O_CLOEXEC)) < 0)
+		return GatewayRespondText(c, HTTP_STATUS_NOT_FOUND, "not found\n", NULL);
+	return GatewayRespondFile(c, fd, (uint64) st.st_size, content_type_for(real));
 }

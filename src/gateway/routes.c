@@ -4,6 +4,15 @@
  *	  /objects/{class}/{id}[/{method}]: which object a request is for, its
  *	  class, and handing a call to the object's host.
  *
+ * GatewayEnqueue is the one place the gateway hands a call to a host.  It
+ * stores the call in the shared message area counted in the client's
+ * account (area.c), and says GATEWAY_WAIT rather than refusing when there
+ * is no room: in the host's queue, in the client's share
+ * (durable.client_area_bytes) or in the gateway's half of the area
+ * (durable.message_area_bytes); the caller then waits (backlog.c).  Only a
+ * call the area cannot store at all (at its limit, or the operating system
+ * refusing shared memory, an ERROR caught here) is GATEWAY_REFUSED.
+ *
  * IDENTIFICATION
  *	  src/gateway/routes.c
  *
@@ -103,25 +112,57 @@ GatewayRefusalMessage(unsigned int status)
 }
 
 /*
+ * The homes (owner, shard % durable.hosts) whose calls found their host's queue
+ * full in this round of retries, a bit each by hash: later calls of the round
+ * for them wait without trying (a collision only makes a call wait a round).
+ */
+static uint64 full_homes = 0;
+
+static uint64
+home_bit(Oid owner, uint32 shard)
+{
+	return UINT64CONST(1) << ((owner * 31 + shard % (uint32) durable_hosts) % 64);
+}
+
+/*
+ * GatewayEnqueueRound
+ *		A new round of retries (backlog.c): hosts found full may have room.
+ */
+void
+GatewayEnqueueRound(void)
+{
+	full_homes = 0;
+}
+
+/*
  * GatewayEnqueue
  *		Hand a call (a frame, a lifecycle event or an HTTP call) to the host
- *		that runs (class, id) (shared/lanes.c).  Never throws; false if the
- *		class is unknown, the host's queue is full, no host can be had or
- *		shared memory is exhausted.
+ *		that runs (class, id) (shared/lanes.c), counted in the message area's
+ *		account (0: not counted).  Never throws.  GATEWAY_WAIT when there is
+ *		no room now (a home found full stays so until the next round) or no
+ *		host can be had yet, GATEWAY_REFUSED when the class is unknown or the
+ *		area cannot store the call.
  */
-bool
+GatewayEnqueueResult
 GatewayEnqueue(const char *class_name, const char *id, const char *method, const char *args,
-			   int64 socket, uint64 token, const char *frame_id)
+			   int64 socket, uint64 token, const char *frame_id, uint32 account)
 {
 	DurableCallMsg msg;
 	DurableRequest req;
+	DurableAreaBudget budget;
 	GatewayClassEntry cls;
 	bool		loaded;
 	uint32		generation;
 	int			hostno;
+	uint32		shard = DurableObjectShard(class_name, id);
+	MemoryContext ctx = CurrentMemoryContext;
+	volatile dsa_pointer dp = InvalidDsaPointer;
+	volatile bool failed = false;
 
 	if (!GatewayClassLookup(class_name, &cls, &loaded))
-		return false;
+		return GATEWAY_REFUSED;
+	if ((full_homes & home_bit(cls.owner, shard)) != 0)
+		return GATEWAY_WAIT;
 
 	memset(&msg, 0, sizeof(msg));
 	msg.class_name = class_name;
@@ -131,19 +172,41 @@ GatewayEnqueue(const char *class_name, const char *id, const char *method, const
 	msg.socket = socket;
 	msg.token = token;
 	msg.frame_id = frame_id;
+	memset(&budget, 0, sizeof(budget));
+	budget.account = account;
+	budget.account_limit = Max((uint64) durable_client_area_bytes,
+							   (uint64) durable_max_message_bytes + 65536);
+	budget.total_limit = (uint64) durable_message_area_bytes * 1024 / 2;
+	msg.budget = account != 0 ? &budget : NULL;
+
+	PG_TRY();
+	{
+		dp = DurableCallMsgStore(DURABLE_REQUEST_GATEWAY, &msg);
+	}
+	PG_CATCH();
+	{
+		GatewayCatchError(ctx, "storing a call in the message area");
+		failed = true;
+	}
+	PG_END_TRY();
+	if (!failed && !DsaPointerIsValid(dp) && budget.over)
+		return GATEWAY_WAIT;
+	if (failed || !DsaPointerIsValid(dp))
+	{
+		pg_atomic_fetch_add_u64(&DurableGatewayStats()->calls_refused, 1);
+		return GATEWAY_REFUSED;
+	}
 
 	memset(&req, 0, sizeof(req));
 	req.caller = -1;
 	req.kind = DURABLE_REQUEST_GATEWAY;
 	req.object = DurableObjectKey(class_name, id);
-	req.message = DurableCallMsgStore(DURABLE_REQUEST_GATEWAY, &msg);
-	if (!DsaPointerIsValid(req.message))
-		return false;
-	if (DurableSubmit(cls.owner, DurableObjectShard(class_name, id), &req, &hostno,
-					  &generation) != DURABLE_SUBMIT_OK)
+	req.message = dp;
+	if (DurableSubmit(cls.owner, shard, &req, &hostno, &generation) != DURABLE_SUBMIT_OK)
 	{
-		DurableMessageFree(req.message);
-		return false;
+		DurableMessageFree(dp);
+		full_homes |= home_bit(cls.owner, shard);
+		return GATEWAY_WAIT;
 	}
-	return true;
+	return GATEWAY_QUEUED;
 }

@@ -4,10 +4,13 @@
  *	  Before a WebSocket upgrade: may this request become a socket?
  *
  * ws://HOST:PORT/objects/{class}/{id}.  The gateway answers on its own from
- * its class directory: 404 unknown class, 403 a class without websocket or an
- * Origin not allowed, 503 too many sockets or the directory not arrived yet.
- * An accepted upgrade is remembered, with the args of its $connect (the
- * query, some headers, the peer), until lws opens the socket (ws.c).
+ * its class directory: 404 unknown route or class, 403 a class without
+ * websocket or an Origin not allowed (origin.c), 503 too many sockets or the
+ * directory not arrived yet; then the handshake itself (RFC 6455 section
+ * 4.2.1): 426 without Sec-WebSocket-Version 13, 400 without a proper key or
+ * with only subprotocols other than "durable".  An accepted upgrade is
+ * answered 101 here and handed on with the args of its $connect (the query,
+ * some headers, the peer) to ws.c.
  *
  * IDENTIFICATION
  *	  src/gateway/upgrade.c
@@ -19,245 +22,170 @@
 
 #include <stdlib.h>
 
-#define MAX_HEADERS			16
-#define MAX_QUERY			32
+#define MAX_QUERY			32	/* query parameters passed to $connect */
 
-/* an upgrade accepted by us, waiting for lws to open the socket */
+/* an accepted upgrade, on its way to ws.c */
 struct GwPending
 {
-	struct lws *wsi;
 	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
 	char	   *id;
 	char	   *args;
 	GatewayClassEntry entry;
-	struct GwPending *next;
 };
-
-static GwPending *pending_upgrades = NULL;
-
-/*
- * origin_allowed
- *		durable.allowed_origins: '' the same host only (or no Origin header),
- *		'*' any, else a comma-separated list of exact origins.
- */
-static bool
-origin_allowed(struct lws *wsi)
-{
-	char		origin[256];
-	char		host[256];
-	const char *list = durable_allowed_origins ? durable_allowed_origins : "";
-	const char *o;
-	int			n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
-
-	if (n <= 0)
-		return lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) == 0;
-	if (strcmp(list, "*") == 0)
-		return true;
-	if (list[0] == '\0')
-	{
-		o = strstr(origin, "://");
-		if (o == NULL || lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) <= 0)
-			return false;
-		return strcmp(o + 3, host) == 0;
-	}
-	for (o = list; *o;)
-	{
-		const char *end = strchr(o, ',');
-		size_t		len = end ? (size_t) (end - o) : strlen(o);
-
-		while (len > 0 && (*o == ' ' || *o == '\t'))
-		{
-			o++;
-			len--;
-		}
-		while (len > 0 && (o[len - 1] == ' ' || o[len - 1] == '\t'))
-			len--;
-		if (len == strlen(origin) && strncmp(o, origin, len) == 0)
-			return true;
-		if (end == NULL)
-			break;
-		o = end + 1;
-	}
-	return false;
-}
 
 /*
  * connect_args
  *		The args of $connect: the query, some request headers and the peer.
  */
 static char *
-connect_args(struct lws *wsi)
+connect_args(GatewayConn *c)
 {
-	static const struct
-	{
-		enum lws_token_indexes token;
-		const char *name;
-	}			headers[] =
-	{
-		{WSI_TOKEN_HOST, "host"},
-		{WSI_TOKEN_ORIGIN, "origin"},
-		{WSI_TOKEN_HTTP_USER_AGENT, "user-agent"},
-		{WSI_TOKEN_HTTP_COOKIE, "cookie"},
-		{WSI_TOKEN_HTTP_AUTHORIZATION, "authorization"},
-		{WSI_TOKEN_HTTP_ACCEPT_LANGUAGE, "accept-language"},
-		{WSI_TOKEN_PROTOCOL, "sec-websocket-protocol"},
-		{WSI_TOKEN_X_FORWARDED_FOR, "x-forwarded-for"},
-		{WSI_TOKEN_HTTP_REFERER, "referer"},
+	static const char *const headers[] = {
+		"host", "origin", "user-agent", "cookie", "authorization", "accept-language",
+		"sec-websocket-protocol", "x-forwarded-for", "referer"
 	};
-	const char *hnames[MAX_HEADERS];
-	const char *hvalues[MAX_HEADERS];
-	char	   *hbufs[MAX_HEADERS];
-	const char *qnames[MAX_QUERY];
-	const char *qvalues[MAX_QUERY];
-	char	   *qbufs[MAX_QUERY];
+	const char *hnames[lengthof(headers)];
+	const char *hvalues[lengthof(headers)];
+	char	   *qnames[MAX_QUERY];
+	char	   *qvalues[MAX_QUERY];
+	const char *cursor = c->req.query;
 	char		peer[64];
 	int			nh = 0;
 	int			nq = 0;
 	int			i;
 	char	   *args;
 
-	for (i = 0; i < (int) lengthof(headers) && nh < MAX_HEADERS; i++)
+	for (i = 0; i < (int) lengthof(headers); i++)
 	{
-		int			len = lws_hdr_total_length(wsi, headers[i].token);
+		const char *v = GatewayRequestHeader(&c->req, headers[i]);
 
-		if (len <= 0 || (hbufs[nh] = malloc(len + 1)) == NULL)
+		if (v == NULL)
 			continue;
-		if (lws_hdr_copy(wsi, hbufs[nh], len + 1, headers[i].token) < 0)
-		{
-			free(hbufs[nh]);
-			continue;
-		}
-		hnames[nh] = headers[i].name;
-		hvalues[nh] = hbufs[nh];
+		hnames[nh] = headers[i];
+		hvalues[nh] = v;
 		nh++;
 	}
-	for (i = 0; nq < MAX_QUERY; i++)
-	{
-		char		frag[1024];
-		char	   *eq;
-		int			len = lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
-												WSI_TOKEN_HTTP_URI_ARGS, i);
-
-		if (len < 0)
-			break;
-		if ((qbufs[nq] = strdup(frag)) == NULL)
-			break;
-		/* libwebsockets has percent-decoded the fragment already */
-		eq = strchr(qbufs[nq], '=');
-		if (eq)
-			*eq++ = '\0';
-		qnames[nq] = qbufs[nq];
-		qvalues[nq] = eq ? eq : "";
+	while (nq < MAX_QUERY && GatewayQueryNext(&cursor, &qnames[nq], &qvalues[nq]))
 		nq++;
-	}
 	peer[0] = '\0';
-	lws_get_peer_simple(wsi, peer, sizeof(peer));
-	args = DurableJsonConnectArgs(qnames, qvalues, nq, hnames, hvalues, nh, peer);
-	for (i = 0; i < nh; i++)
-		free(hbufs[i]);
+	lws_get_peer_simple(c->wsi, peer, sizeof(peer));
+	args = DurableJsonConnectArgs((const char *const *) qnames, (const char *const *) qvalues,
+								  nq, hnames, hvalues, nh, peer);
 	for (i = 0; i < nq; i++)
-		free(qbufs[i]);
+	{
+		free(qnames[i]);
+		free(qvalues[i]);
+	}
 	return args;
 }
 
-static int
-refuse_upgrade(struct lws *wsi, unsigned int status, const char *code, const char *message)
+/*
+ * handshake_fault
+ *		What is wrong with the request as a WebSocket opening handshake:
+ *		NULL if nothing, else the message for a 400 (or a 426 when
+ *		*version).  The accept key goes to accept, the chosen subprotocol to
+ *		*protocol.
+ */
+static const char *
+handshake_fault(GatewayConn *c, char *accept, const char **protocol, bool *version)
 {
-	GatewayBuf	body;
-	int			rc;
+	const GatewayRequest *req = &c->req;
+	const char *connection = GatewayRequestHeader(req, "connection");
+	const char *v = GatewayRequestHeader(req, "sec-websocket-version");
+	const char *protocols = GatewayRequestHeader(req, "sec-websocket-protocol");
 
-	GatewayBufInit(&body, 128);
-	GatewayBufAppend(&body, "{", 1);
-	GatewayBufAppendError(&body, code, message);
-	GatewayBufAppend(&body, "}\n", 2);
-	if (body.failed)
-		rc = -1;
-	else
+	*version = false;
+	*protocol = NULL;
+	if (req->method != GATEWAY_GET || req->minor != 1)
+		return "a WebSocket upgrade is a GET request of HTTP/1.1";
+	if (connection == NULL || !GatewayHeaderHasToken(connection, "upgrade"))
+		return "a WebSocket upgrade needs Connection: Upgrade";
+	if (v == NULL || strcmp(v, "13") != 0)
 	{
-		body.data[LWS_PRE + body.len] = '\0';
-		rc = GatewayRespondNow(wsi, status, "application/json", (char *) body.data + LWS_PRE);
+		*version = true;
+		return "this server speaks WebSocket version 13";
 	}
-	GatewayBufFree(&body);
-	return rc;
+	if (!GatewayWsAcceptKey(GatewayRequestHeader(req, "sec-websocket-key"), accept))
+		return "bad Sec-WebSocket-Key";
+	if (protocols != NULL)
+	{
+		if (!GatewayHeaderHasToken(protocols, GATEWAY_PROTOCOL))
+			return "the only WebSocket subprotocol offered is \"durable\"";
+		*protocol = GATEWAY_PROTOCOL;
+	}
+	return NULL;
+}
+
+/* refuse an upgrade with a JSON error (id, malloc'd, is freed) */
+static int
+refuse(GatewayConn *c, char *id, unsigned int status, const char *sqlstate, const char *message)
+{
+	free(id);
+	return GatewayRespondError(c, status, sqlstate, message);
 }
 
 /*
  * GatewayUpgrade
- *		LWS_CALLBACK_HTTP_CONFIRM_UPGRADE of any path: decide before the
- *		upgrade.  Returns 0 to let lws upgrade, 1 after refusing with an HTTP
- *		response, -1 to hang up.
+ *		A request with Upgrade: websocket.  Returns 0 after answering 101,
+ *		with the socket to open in *pending; else the return value of the
+ *		refusal (an HTTP answer, *pending NULL).
  */
 int
-GatewayUpgrade(struct lws *wsi, GatewaySession *pss, const char *path)
+GatewayUpgrade(GatewayConn *c, GwPending **pending)
 {
 	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
 	char	   *id;
 	GatewayClassEntry entry;
 	unsigned int status;
 	GwPending  *p;
+	char		accept[32];
+	const char *protocol;
+	const char *fault;
+	bool		version;
 
-	if (!GatewayParseObjectPath(path, class_name, &id, NULL, false))
-		return refuse_upgrade(wsi, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
-							  "no such object route");
-	status = GatewayLookupClass(class_name, &entry);
-	if (status != 0)
-	{
-		free(id);
-		return refuse_upgrade(wsi, status, GatewayRefusalState(status),
-							  GatewayRefusalMessage(status));
-	}
+	*pending = NULL;
+	c->close_after = true;		/* any refusal ends the connection */
+	if (!GatewayParseObjectPath(c->req.path, class_name, &id, NULL, false))
+		return GatewayRespondError(c, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
+								   "no such object route");
+	if ((status = GatewayLookupClass(class_name, &entry)) != 0)
+		return refuse(c, id, status, GatewayRefusalState(status), GatewayRefusalMessage(status));
 	if (!entry.websocket)
-	{
-		free(id);
-		return refuse_upgrade(wsi, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
-							  "the class does not accept WebSockets");
-	}
-	if (!origin_allowed(wsi))
-	{
-		free(id);
-		return refuse_upgrade(wsi, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
-							  "origin not allowed");
-	}
+		return refuse(c, id, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
+					  "the class does not accept WebSockets");
+	if (GatewayOriginCheck(&c->req) == GATEWAY_ORIGIN_REFUSED)
+		return refuse(c, id, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
+					  "origin not allowed");
 	if ((int) pg_atomic_read_u32(&DurableGatewayStats()->sockets_open) >= durable_max_sockets)
+		return refuse(c, id, HTTP_STATUS_SERVICE_UNAVAILABLE, DURABLE_STATE_TOO_MANY,
+					  "too many sockets");
+	if ((fault = handshake_fault(c, accept, &protocol, &version)) != NULL)
 	{
 		free(id);
-		return refuse_upgrade(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, DURABLE_STATE_TOO_MANY,
-							  "too many sockets");
+		if (version)
+			return GatewayRespond(c, 426, NULL, NULL, "Sec-WebSocket-Version: 13\r\n");
+		return GatewayRespondError(c, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_PROTOCOL, fault);
 	}
 
 	p = calloc(1, sizeof(GwPending));
-	if (p == NULL || (p->args = connect_args(wsi)) == NULL)
+	if (p == NULL || (p->args = connect_args(c)) == NULL)
 	{
 		free(p);
 		free(id);
-		return -1;
+		return GatewayRespondError(c, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+								   DURABLE_STATE_NO_MEMORY, "out of memory");
 	}
-	p->wsi = wsi;
 	strlcpy(p->class_name, class_name, sizeof(p->class_name));
 	p->id = id;
 	p->entry = entry;
-	p->next = pending_upgrades;
-	pending_upgrades = p;
-	return 0;
-}
-
-/* the upgrade waiting for wsi, taken off the list (NULL: none) */
-GwPending *
-GatewayTakePending(struct lws *wsi)
-{
-	GwPending **pp;
-
-	for (pp = &pending_upgrades; *pp; pp = &(*pp)->next)
+	c->close_after = false;
+	if (!GatewaySwitchProtocols(c, accept, protocol))
 	{
-		if ((*pp)->wsi == wsi)
-		{
-			GwPending  *p = *pp;
-
-			*pp = p->next;
-			return p;
-		}
+		GatewayFreePending(p);
+		return -1;
 	}
-	return NULL;
+	*pending = p;
+	return 0;
 }
 
 void
@@ -270,7 +198,7 @@ GatewayFreePending(GwPending *p)
 	free(p);
 }
 
-/* what a pending upgrade is for */
+/* what an accepted upgrade is for */
 const char *
 GatewayPendingClass(GwPending *p)
 {
@@ -283,10 +211,14 @@ GatewayPendingId(GwPending *p)
 	return p->id;
 }
 
-const char *
-GatewayPendingArgs(GwPending *p)
+/* $connect's args, taken over by the caller */
+char *
+GatewayPendingTakeArgs(GwPending *p)
 {
-	return p->args;
+	char	   *args = p->args;
+
+	p->args = NULL;
+	return args;
 }
 
 const GatewayClassEntry *

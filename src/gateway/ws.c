@@ -4,10 +4,27 @@
  *	  WebSocket sessions of objects: open, frames in, close.
  *
  * An accepted upgrade becomes a socket with a new id; its host runs
- * "$connect" and the gateway holds the socket's frames until the host says
- * whether it accepted (inbox.c).  Then "call" frames become calls of the
- * object, answered by "reply"/"error" frames, other frames go to "$message",
- * and the end of the socket runs "$close".
+ * "$connect" and the gateway holds the socket's messages until the host says
+ * whether it accepted (inbox.c).  Then "call" messages become calls of the
+ * object, answered by "reply"/"error" frames, other messages go to
+ * "$message", and the end of the socket runs "$close".
+ *
+ * Frames in (wsframe.c parses them): a text message is assembled from its
+ * fragments (at most durable.max_message_bytes, 1009; the receive budget
+ * durable.max_receive_bytes over all sockets, 1013), its UTF-8 checked as it
+ * comes (1007 at the first bad byte); a binary message closes the socket
+ * with 1003; a Ping is answered, a Pong ignored, a Close answered and the
+ * connection ended.  A protocol violation fails the connection (1002) and
+ * nothing the client sends afterwards is read.
+ *
+ * Backpressure.  Messages go to the host in the order they came.  One that
+ * finds no room (routes.c: GATEWAY_WAIT) is held with those after it, and
+ * the socket is not read until the backlog (backlog.c) got them all to the
+ * host; so a client faster than its object is slowed down by TCP, and never
+ * refused.  Before $connect answered, up to GATEWAY_MAX_HELD messages (and
+ * durable.socket_buffer_bytes) are held, then reading pauses too.  The same
+ * goes for $connect itself; only a call the message area cannot store at
+ * all closes the socket (1013).
  *
  * IDENTIFICATION
  *	  src/gateway/ws.c
@@ -19,20 +36,51 @@
 
 #include <stdlib.h>
 
-#define MAX_EARLY_FRAMES	64	/* frames held while $connect runs (and at most
-								 * durable.socket_buffer_bytes of them) */
+#include "utils/timestamp.h"
+
+/* a $close that waits for room after its socket is gone */
+typedef struct GwOrphanClose
+{
+	GatewayWaiter waiter;
+	char	   *class_name;
+	char	   *id;
+	char	   *args;
+	int64		socket;
+	TimestampTz since;
+} GwOrphanClose;
+
+/* a $close that found no room for this long is dropped */
+#define ORPHAN_CLOSE_TIMEOUT_US		(60 * USECS_PER_SEC)
+
+static void retry_socket(void *arg);
+
+/* hand a call of s to its host */
+static GatewayEnqueueResult
+enqueue(GatewayObjSocket *s, const char *method, const char *args, const char *frame_id)
+{
+	return GatewayEnqueue(GatewaySocketClass(s), GatewaySocketObjectId(s), method, args, s->id,
+						  0, frame_id, GatewayConnAccount(s->conn));
+}
+
+/* a call of s the message area cannot store: the socket cannot go on */
+static void
+refused(GatewayObjSocket *s)
+{
+	GatewayCloseSocket(s, DURABLE_CLOSE_TRY_AGAIN, "try again later", true);
+}
 
 /*
- * dispatch_frame
- *		A whole text frame of an accepted socket: a call, or $message.
+ * dispatch
+ *		A whole text message of a ready socket: an auto_response, an answer
+ *		of the gateway (not JSON, a bad call), a call, or $message.  Returns
+ *		GATEWAY_WAIT (nothing done) when its call finds no room.
  */
-static void
-dispatch_frame(GatewayObjSocket *s, const char *text, size_t len)
+static GatewayEnqueueResult
+dispatch(GatewayObjSocket *s, const char *text, size_t len)
 {
-	DurableFrame frame;
+	GatewayFrame frame;
 	const char *error;
-	DurableFrameKind kind;
-	bool		ok = true;
+	GatewayEnqueueResult r = GATEWAY_QUEUED;
 
 	if (s->has_auto && len == strlen(s->auto_request) &&
 		memcmp(text, s->auto_request, len) == 0)
@@ -42,24 +90,19 @@ dispatch_frame(GatewayObjSocket *s, const char *text, size_t len)
 		GatewayBufInit(&b, strlen(s->auto_response));
 		GatewayBufAppend(&b, s->auto_response, strlen(s->auto_response));
 		GatewaySendText(s, &b);
-		return;
+		return GATEWAY_QUEUED;
 	}
 
-	kind = DurableJsonParseFrame(text, len, &frame, &error);
-	switch (kind)
+	switch (GatewayParseFrame(text, len, &frame, &error))
 	{
 		case FRAME_NOT_JSON:
-			GatewaySendError(s, NULL, DURABLE_STATE_BAD_JSON, "frame is not valid JSON", 23);
+			GatewaySendError(s, NULL, DURABLE_STATE_BAD_JSON, "frame is not valid JSON");
 			break;
 		case FRAME_BAD_CALL:
-			GatewaySendError(s, frame.id, DURABLE_STATE_BAD_VALUE, error, strlen(error));
+			GatewaySendError(s, frame.id, DURABLE_STATE_BAD_VALUE, error);
 			break;
 		case FRAME_CALL:
-			ok = GatewayEnqueue(GatewaySocketClass(s), GatewaySocketObjectId(s), frame.method,
-								frame.args, s->id, 0, frame.id);
-			if (!ok)
-				GatewaySendError(s, frame.id, DURABLE_STATE_OVERLOADED,
-								 "the object's host is overloaded", 31);
+			r = enqueue(s, frame.method, frame.args, frame.id);
 			break;
 		case FRAME_OTHER:
 			{
@@ -67,21 +110,299 @@ dispatch_frame(GatewayObjSocket *s, const char *text, size_t len)
 
 				if (args == NULL)
 				{
-					GatewaySendError(s, NULL, DURABLE_STATE_NO_MEMORY, "out of memory", 13);
+					GatewaySendError(s, NULL, DURABLE_STATE_NO_MEMORY, "out of memory");
 					break;
 				}
 				memcpy(args, "{\"data\": ", 9);
 				memcpy(args + 9, text, len);
 				memcpy(args + 9 + len, "}", 2);
-				if (!GatewayEnqueue(GatewaySocketClass(s), GatewaySocketObjectId(s), "$message",
-									args, s->id, 0, NULL))
-					GatewaySendError(s, NULL, DURABLE_STATE_OVERLOADED,
-									 "the object's host is overloaded", 31);
+				r = enqueue(s, "$message", args, NULL);
 				free(args);
 				break;
 			}
 	}
-	DurableJsonFreeFrame(&frame);
+	GatewayFreeFrame(&frame);
+	if (r == GATEWAY_REFUSED)
+	{
+		refused(s);
+		r = GATEWAY_QUEUED;
+	}
+	return r;
+}
+
+/* keep a whole message (text, taken over with its reservation) for later */
+static void
+hold(GatewayObjSocket *s, char *text, size_t len, size_t *reserved)
+{
+	GwHeld	   *h = malloc(sizeof(GwHeld));
+
+	if (h == NULL)
+	{
+		free(text);
+		GatewayRxRelease(reserved);
+		GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
+		return;
+	}
+	h->text = text;
+	h->len = len;
+	h->reserved = *reserved;
+	*reserved = 0;
+	h->next = NULL;
+	if (s->held_tail)
+		s->held_tail->next = h;
+	else
+		s->held_head = h;
+	s->held_tail = h;
+	s->nheld++;
+	s->held_bytes += len;
+	if (!s->ready &&
+		(s->nheld >= GATEWAY_MAX_HELD || s->held_bytes >= (size_t) durable_socket_buffer_bytes))
+		GatewayConnPause(s->conn, GATEWAY_PAUSE_HELD);
+}
+
+/* take the oldest held message off and free it */
+static void
+drop_held(GatewayObjSocket *s)
+{
+	GwHeld	   *h = s->held_head;
+
+	s->held_head = h->next;
+	if (s->held_head == NULL)
+		s->held_tail = NULL;
+	s->nheld--;
+	s->held_bytes -= h->len;
+	free(h->text);
+	GatewayRxRelease(&h->reserved);
+	free(h);
+}
+
+/* wait for room: stop reading and join the backlog */
+static void
+wait_for_room(GatewayObjSocket *s)
+{
+	GatewayConnPause(s->conn, GATEWAY_PAUSE_HOST);
+	GatewayBacklogAdd(&s->waiter, retry_socket, s);
+}
+
+/*
+ * drain_held
+ *		Hand the held messages of a ready socket on, in order, until one
+ *		finds no room.  True when none is left.
+ */
+static bool
+drain_held(GatewayObjSocket *s)
+{
+	while (s->held_head != NULL && s->close_code == 0)
+	{
+		if (dispatch(s, s->held_head->text, s->held_head->len) == GATEWAY_WAIT)
+			return false;
+		drop_held(s);
+	}
+	while (s->held_head != NULL)
+		drop_held(s);			/* closing: they will never run */
+	return true;
+}
+
+/* $connect of s, once; false if it must wait for room */
+static bool
+send_connect(GatewayObjSocket *s)
+{
+	GatewayEnqueueResult r = enqueue(s, "$connect", s->connect_args, NULL);
+
+	if (r == GATEWAY_WAIT)
+		return false;
+	free(s->connect_args);
+	s->connect_args = NULL;
+	if (r == GATEWAY_QUEUED)
+		s->connect_sent = true;
+	else
+		refused(s);
+	return true;
+}
+
+/*
+ * retry_socket
+ *		The backlog's retry of a socket: its $connect, then its held
+ *		messages.  Once everything went, reading resumes.
+ */
+static void
+retry_socket(void *arg)
+{
+	GatewayObjSocket *s = (GatewayObjSocket *) arg;
+
+	if (s->connect_args != NULL && !send_connect(s))
+		return;
+	if (s->ready && !drain_held(s))
+		return;
+	GatewayBacklogRemove(&s->waiter);
+	GatewayConnResume(s->conn, GATEWAY_PAUSE_HOST);
+}
+
+/*
+ * message_done
+ *		A whole text message (s->rx) came: hand it on, or hold it.
+ */
+static void
+message_done(GatewayObjSocket *s)
+{
+	DurableGatewayCounters *gw = DurableGatewayStats();
+	char	   *text = s->rx;
+	size_t		len = s->rx_len;
+	size_t		reserved = s->rx_cap;
+
+	pg_atomic_fetch_add_u64(&gw->frames_in, 1);
+	pg_atomic_fetch_add_u64(&gw->bytes_in, len);
+	s->rx = NULL;
+	s->rx_len = s->rx_cap = 0;
+	if (text == NULL)
+	{
+		/* an empty message */
+		if ((text = malloc(1)) == NULL)
+		{
+			GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
+			return;
+		}
+	}
+	text[len] = '\0';
+	if (!s->ready || s->held_head != NULL || s->waiter.waiting)
+	{
+		hold(s, text, len, &reserved);
+		return;
+	}
+	if (dispatch(s, text, len) == GATEWAY_WAIT)
+	{
+		hold(s, text, len, &reserved);
+		wait_for_room(s);
+		return;
+	}
+	free(text);
+	GatewayRxRelease(&reserved);
+}
+
+/* append payload bytes to the message being received */
+static bool
+append(GatewayObjSocket *s, const unsigned char *data, size_t n)
+{
+	if (s->rx_len + n + 1 > s->rx_cap)
+	{
+		size_t		need = s->rx_len + n + 1;
+		size_t		cap = Max(Max(s->rx_cap * 2, need), 256);
+		size_t		reserved = s->rx_cap;
+		size_t		extra;
+		char	   *grown;
+
+		cap = Max(Min(cap, (size_t) durable_max_message_bytes + 1), need);
+		if (!GatewayRxReserve(&reserved, cap))
+		{
+			GatewayCloseSocket(s, DURABLE_CLOSE_TRY_AGAIN,
+							   "the gateway has no room for more incoming messages", true);
+			return false;
+		}
+		if ((grown = realloc(s->rx, cap)) == NULL)
+		{
+			extra = reserved - s->rx_cap;
+			GatewayRxRelease(&extra);
+			GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
+			return false;
+		}
+		s->rx = grown;
+		s->rx_cap = cap;
+	}
+	memcpy(s->rx + s->rx_len, data, n);
+	s->rx_len += n;
+	return true;
+}
+
+/*
+ * peer_close
+ *		The client's Close frame: check it, answer it, end the connection.
+ */
+static void
+peer_close(GatewayObjSocket *s)
+{
+	int			code;
+	int			fault = GatewayWsReadClose(s->parser.control, s->parser.control_len, &code,
+										   s->peer_reason);
+
+	if (fault != 0)
+	{
+		GatewayFailSocket(s, fault, fault == DURABLE_CLOSE_INVALID_DATA ?
+						  "close reason is not UTF-8" : "bad close frame");
+		return;
+	}
+	s->peer_closed = true;
+	s->peer_code = code;
+	if (s->close_sent)
+		lws_callback_on_writable(s->conn->wsi);	/* our Close is out: end now */
+	else
+		GatewayCloseSocket(s, code, "", true);	/* echo its code */
+}
+
+/*
+ * GatewayWsInput
+ *		Bytes from the client of socket s, from *in (*len bytes, advanced
+ *		past what was used).  Stops early when the socket stops being read
+ *		(the rest is kept by the caller).  Returns the callback's value.
+ */
+int
+GatewayWsInput(GatewayObjSocket *s, unsigned char **in, size_t *len)
+{
+	GatewayWsParser *p = &s->parser;
+	GatewayWsEvent ev = GW_WS_DATA;
+
+	/* until the input is used up (a frame's end comes after its last bytes) */
+	while (ev != GW_WS_MORE && s->conn->paused == 0)
+	{
+		unsigned char *data;
+		size_t		n;
+
+		if (s->fail || s->peer_closed)
+		{
+			*len = 0;			/* nothing more is read */
+			break;
+		}
+		ev = GatewayWsNext(p, in, len, &data, &n);
+		switch (ev)
+		{
+			case GW_WS_MORE:
+				break;
+			case GW_WS_ERROR:
+				GatewayFailSocket(s, p->error, p->error_reason);
+				*len = 0;
+				ev = GW_WS_MORE;
+				break;
+			case GW_WS_DATA:
+				if (s->close_code != 0)
+					break;		/* closing: data is dropped */
+				if (p->message == GW_WS_BINARY)
+					GatewayCloseSocket(s, DURABLE_CLOSE_UNSUPPORTED,
+									   "binary frames are not accepted", true);
+				else if (!GatewayUtf8Feed(&s->utf8, data, n))
+					GatewayFailSocket(s, DURABLE_CLOSE_INVALID_DATA, "text is not UTF-8");
+				else
+					(void) append(s, data, n);
+				break;
+			case GW_WS_END:
+				if (s->close_code != 0)
+					break;
+				if (p->ended == GW_WS_BINARY)
+					GatewayCloseSocket(s, DURABLE_CLOSE_UNSUPPORTED,
+									   "binary frames are not accepted", true);
+				else if (s->utf8 != 0)
+					GatewayFailSocket(s, DURABLE_CLOSE_INVALID_DATA, "text is not UTF-8");
+				else
+					message_done(s);
+				s->utf8 = 0;
+				break;
+			case GW_WS_CONTROL:
+				if (p->opcode == GW_WS_CLOSE)
+					peer_close(s);
+				else if (p->opcode == GW_WS_PING)
+					GatewaySendPong(s, p->control, p->control_len);
+				break;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -114,214 +435,140 @@ GatewaySocketConnected(GatewayObjSocket *s, const DurableGatewayMsg *msg)
 
 /*
  * GatewaySocketReady
- *		The messages $connect sent are queued: pass on the frames that came
+ *		The messages $connect sent are queued: pass on the messages that came
  *		while it ran, in order.
  */
 void
 GatewaySocketReady(GatewayObjSocket *s)
 {
-	GwEarly    *e;
-
 	s->ready = true;
-	while ((e = s->early_head) != NULL)
-	{
-		s->early_head = e->next;
-		dispatch_frame(s, e->text, e->len);
-		free(e->text);
-		free(e);
-	}
-	s->early_tail = NULL;
-	s->nearly = 0;
-	s->early_bytes = 0;
+	GatewayConnResume(s->conn, GATEWAY_PAUSE_HELD);
+	if (!s->waiter.waiting && !drain_held(s))
+		wait_for_room(s);
 }
 
 /*
  * GatewayOpenSocket
- *		LWS_CALLBACK_ESTABLISHED: the socket exists; ask its host to run
- *		$connect.
+ *		The upgrade was answered 101: the socket exists; ask its host to run
+ *		$connect (p is freed).
  */
-int
-GatewayOpenSocket(struct lws *wsi, GatewaySession *pss)
+void
+GatewayOpenSocket(GatewayConn *c, GwPending *p)
 {
-	GwPending  *p = GatewayTakePending(wsi);
-	const GatewayClassEntry *entry;
-	GatewayObjSocket *s;
+	const GatewayClassEntry *entry = GatewayPendingEntry(p);
+	GatewayObjSocket *s = calloc(1, sizeof(GatewayObjSocket));
 
-	if (p == NULL || pss == NULL)
-	{
-		GatewayFreePending(p);
-		return -1;
-	}
-	entry = GatewayPendingEntry(p);
-	s = calloc(1, sizeof(GatewayObjSocket));
 	if (s == NULL ||
 		(s->object = GatewayFindObject(GatewayPendingClass(p), GatewayPendingId(p),
 									   strlen(GatewayPendingId(p)), true)) == NULL)
 	{
 		free(s);
 		GatewayFreePending(p);
-		return -1;
+		GatewayConnKill(c);
+		return;
 	}
 	s->id = (int64) pg_atomic_add_fetch_u64(&DurableGatewayStats()->next_socket, 1);
-	s->wsi = wsi;
+	s->conn = c;
 	s->has_auto = entry->has_auto_response;
 	strlcpy(s->auto_request, entry->auto_request, sizeof(s->auto_request));
 	strlcpy(s->auto_response, entry->auto_response, sizeof(s->auto_response));
+	GatewayWsInit(&s->parser, (uint64) durable_max_message_bytes);
 	GatewayAddSocket(s);
-	pss->sock = s;
+	c->sock = s;
 	pg_atomic_fetch_add_u32(&DurableGatewayStats()->sockets_open, 1);
 
-	if (GatewayEnqueue(GatewayPendingClass(p), GatewayPendingId(p), "$connect",
-					   GatewayPendingArgs(p), s->id, 0, NULL))
-		s->connect_sent = true;
-	else
-		GatewayCloseSocket(s, DURABLE_CLOSE_TRY_AGAIN, "try again later", true);
+	s->connect_args = GatewayPendingTakeArgs(p);
 	GatewayFreePending(p);
-	return 0;
+	if (!send_connect(s))
+		wait_for_room(s);
+}
+
+/* the backlog's retry of an orphan $close */
+static void
+retry_orphan(void *arg)
+{
+	GwOrphanClose *o = (GwOrphanClose *) arg;
+
+	if (GatewayEnqueue(o->class_name, o->id, "$close", o->args, o->socket, 0, NULL, 0) ==
+		GATEWAY_WAIT &&
+		GetCurrentTimestamp() - o->since < ORPHAN_CLOSE_TIMEOUT_US)
+		return;
+	GatewayBacklogRemove(&o->waiter);
+	free(o->class_name);
+	free(o->id);
+	free(o->args);
+	free(o);
 }
 
 /*
- * GatewayReceiveFrame
- *		LWS_CALLBACK_RECEIVE: a piece of a frame.
+ * queue_close
+ *		$close of a socket that is gone; if there is no room it waits, apart
+ *		from the socket, for ORPHAN_CLOSE_TIMEOUT_US at most.
  */
-int
-GatewayReceiveFrame(struct lws *wsi, GatewayObjSocket *s, const char *in, size_t len)
+static void
+queue_close(GatewayObjSocket *s, char *args)
 {
-	DurableGatewayCounters *gw = DurableGatewayStats();
+	GwOrphanClose *o;
 
-	if (s->close_code != 0)
-		return 0;
-	if (lws_frame_is_binary(wsi))
+	if (enqueue(s, "$close", args, NULL) != GATEWAY_WAIT ||
+		(o = calloc(1, sizeof(GwOrphanClose))) == NULL)
 	{
-		GatewayCloseSocket(s, DURABLE_CLOSE_UNSUPPORTED, "binary frames are not accepted", true);
-		return 0;
+		free(args);
+		return;
 	}
-	if (s->rx_len + len > (size_t) durable_max_message_bytes)
+	o->class_name = strdup(GatewaySocketClass(s));
+	o->id = strdup(GatewaySocketObjectId(s));
+	o->args = args;
+	o->socket = s->id;
+	o->since = GetCurrentTimestamp();
+	if (o->class_name == NULL || o->id == NULL)
 	{
-		GatewayCloseSocket(s, DURABLE_CLOSE_TOO_BIG, "frame larger than durable.max_message_bytes",
-						   true);
-		return 0;
+		free(o->class_name);
+		free(o->id);
+		free(o->args);
+		free(o);
+		return;
 	}
-	if (s->rx_len + len + 1 > s->rx_cap)
-	{
-		size_t		cap = Max(s->rx_cap * 2, s->rx_len + len + 1);
-		char	   *grown = realloc(s->rx, cap);
-
-		if (grown == NULL)
-		{
-			GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
-			return 0;
-		}
-		s->rx = grown;
-		s->rx_cap = cap;
-	}
-	memcpy(s->rx + s->rx_len, in, len);
-	s->rx_len += len;
-	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
-		return 0;
-
-	pg_atomic_fetch_add_u64(&gw->frames_in, 1);
-	pg_atomic_fetch_add_u64(&gw->bytes_in, s->rx_len);
-	s->rx[s->rx_len] = '\0';
-	if (s->ready)
-		dispatch_frame(s, s->rx, s->rx_len);
-	else if (s->nearly >= MAX_EARLY_FRAMES ||
-			 s->early_bytes + s->rx_len > (size_t) durable_socket_buffer_bytes)
-		GatewayCloseSocket(s, DURABLE_CLOSE_POLICY,
-						   "too many frames before the socket was accepted", true);
-	else
-	{
-		GwEarly    *e = malloc(sizeof(GwEarly));
-
-		if (e == NULL || (e->text = malloc(s->rx_len + 1)) == NULL)
-		{
-			free(e);
-			GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
-		}
-		else
-		{
-			memcpy(e->text, s->rx, s->rx_len + 1);
-			e->len = s->rx_len;
-			e->next = NULL;
-			if (s->early_tail)
-				s->early_tail->next = e;
-			else
-				s->early_head = e;
-			s->early_tail = e;
-			s->nearly++;
-			s->early_bytes += e->len;
-		}
-	}
-	s->rx_len = 0;
-	if (s->rx_cap > 65536)
-	{
-		free(s->rx);
-		s->rx = NULL;
-		s->rx_cap = 0;
-	}
-	return 0;
-}
-
-/*
- * GatewayPeerClosing
- *		LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: the client's close code and
- *		reason (1005 when it sent none), for $close.
- */
-void
-GatewayPeerClosing(GatewayObjSocket *s, const unsigned char *in, size_t len)
-{
-	if (in != NULL && len >= 2)
-	{
-		s->peer_code = (in[0] << 8) | in[1];
-		strlcpy(s->peer_reason, (const char *) in + 2, Min(len - 1, sizeof(s->peer_reason)));
-	}
-	else
-		s->peer_code = DURABLE_CLOSE_NO_STATUS;
+	GatewayBacklogAdd(&o->waiter, retry_orphan, o);
 }
 
 /*
  * GatewaySocketClosed
- *		LWS_CALLBACK_CLOSED: the socket is gone.  Its host runs $close (if
- *		$connect accepted it).
+ *		The connection of s is gone.  Its host runs $close (if $connect
+ *		accepted it).
  */
 void
 GatewaySocketClosed(GatewayObjSocket *s)
 {
-	GwEarly    *e;
 	int			i;
 
 	/*
 	 * Even if $connect has not answered yet: it runs first (one queue per
 	 * host), and $close then runs only if it accepted.
 	 */
+	GatewayBacklogRemove(&s->waiter);
 	if (s->connect_sent)
 	{
-		int			code = s->peer_code ? s->peer_code :
+		int			code = s->peer_closed ? s->peer_code :
 			(s->close_code ? s->close_code : DURABLE_CLOSE_ABNORMAL);
-		const char *reason = s->peer_code ? s->peer_reason : s->close_reason;
+		const char *reason = s->peer_closed ? s->peer_reason : s->close_reason;
 		char	   *args = DurableJsonCloseArgs(s->id, code, reason, s->tags_json);
 
 		if (args)
-		{
-			(void) GatewayEnqueue(GatewaySocketClass(s), GatewaySocketObjectId(s), "$close", args,
-								  s->id, 0, NULL);
-			free(args);
-		}
+			queue_close(s, args);
 	}
 
 	GatewayRemoveSocket(s);
 	GatewayForgetFrames(s);
-	while ((e = s->early_head) != NULL)
-	{
-		s->early_head = e->next;
-		free(e->text);
-		free(e);
-	}
+	while (s->held_head != NULL)
+		drop_held(s);
 	for (i = 0; i < s->ntags; i++)
 		free(s->tags[i]);
 	free(s->tags);
 	free(s->tags_json);
+	free(s->connect_args);
 	free(s->rx);
+	GatewayRxRelease(&s->rx_cap);
 	free(s);
 	pg_atomic_fetch_sub_u32(&DurableGatewayStats()->sockets_open, 1);
 }

@@ -29,11 +29,31 @@ typedef struct DurableParts
 	bool		isnull[DURABLE_MAX_PARTS];
 } DurableParts;
 
+/*
+ * Accounts: the gateway counts the messages it stores for each client (a
+ * connection) in the shared area, and all of them together, so that one
+ * client cannot fill the area (area.c).
+ */
+#define DURABLE_AREA_ACCOUNTS	65536
+
+typedef struct DurableAreaBudget
+{
+	uint32		account;		/* 1 .. DURABLE_AREA_ACCOUNTS - 1 */
+	uint64		account_limit;	/* most bytes of the account's messages */
+	uint64		total_limit;	/* most bytes of all counted messages */
+	bool		over;			/* out: not stored, it would go over a limit */
+} DurableAreaBudget;
+
 extern void DurableAreaShmemRequest(void);
 extern void DurableAreaShmemStartup(void);
 extern void DurableAreaAttach(void);
 extern dsa_area *DurableArea(void);
 extern dsa_pointer DurableMessageStore(const DurableParts *parts);
+extern dsa_pointer DurableMessageStoreCounted(const DurableParts *parts,
+											  DurableAreaBudget *budget);
+extern uint64 DurableAreaAccountBytes(uint32 account);
+extern uint64 DurableAreaCountedBytes(void);
+extern void DurableAreaApplyLimit(void);
 extern void DurableMessageView(dsa_pointer message, DurableParts *parts);
 extern void DurableMessageLoad(dsa_pointer message, DurableParts *parts);
 extern void DurableMessageFree(dsa_pointer message);

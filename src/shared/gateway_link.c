@@ -8,13 +8,19 @@
  * in libwebsockets' poll().  _PG_init creates an eventfd in the postmaster;
  * every child inherits it, and anyone who has something for the gateway
  * writes it (DurableGatewayWake).  Hosts queue their messages (replies,
- * events, closes, the class directory: messages.h) in a singly linked list
- * in the shared message area, oldest first; the gateway drains it.
+ * events, closes, the class directory: messages.h) for the gateway.
  *
- * Locking rules: the queue's head and tail (and the "next" link of the last
- * node) are protected by the LWLock of the tranche "pg_durable_objects
- * gateway"; pid is a few words under the spinlock; the epoch and the
- * counters are atomics.
+ * The queue is a stack of nodes in the shared message area: a host pushes
+ * its node on top (writing only the node it just allocated), the gateway
+ * takes the whole stack at once and turns it around into its own FIFO list,
+ * so it sees the messages in the order they were pushed.  So nobody reads or
+ * writes another process's node while holding the lock, and nothing that
+ * may map a segment of the area (dsa_get_address) or fail runs under it.
+ *
+ * Locking rules: the top of the stack is protected by the LWLock of the
+ * tranche "pg_durable_objects gateway" (a node's "next" link is written
+ * under it, before the node is on the stack); pid is a few words under the
+ * spinlock; the epoch and the counters are atomics.
  *
  * IDENTIFICATION
  *	  src/shared/gateway_link.c
@@ -35,7 +41,7 @@
 
 #define GATEWAY_TRANCHE "pg_durable_objects gateway"
 
-/* a message on its way to the gateway; a singly linked list in the area */
+/* a message on its way to the gateway; a node of the stack in the area */
 typedef struct GatewayNode
 {
 	dsa_pointer next;
@@ -47,9 +53,11 @@ typedef struct GatewayShared
 	slock_t		mutex;			/* pid */
 	pid_t		pid;			/* 0 while the gateway is not running */
 	pg_atomic_uint64 epoch;		/* start time of the running gateway, 0 none */
-	LWLock	   *queue_lock;		/* head, tail */
-	dsa_pointer head;			/* oldest message */
-	dsa_pointer tail;
+	LWLock	   *queue_lock;		/* top */
+	dsa_pointer top;			/* newest message */
+	/* the gateway's alone (kept here so that a restarted gateway frees them) */
+	dsa_pointer fifo;			/* messages taken off the stack, oldest first */
+	dsa_pointer taken;			/* a stack taken but not yet turned around */
 	DurableGatewayCounters counters;
 } GatewayShared;
 
@@ -57,6 +65,7 @@ typedef struct GatewayShared
 static int	wake_fd = -1;
 
 static GatewayShared *shared = NULL;
+
 
 /*
  * DurableGatewayInit
@@ -103,9 +112,13 @@ DurableGatewayLinkShmemStartup(void)
 		SpinLockInit(&shared->mutex);
 		pg_atomic_init_u64(&shared->epoch, 0);
 		shared->queue_lock = &GetNamedLWLockTranche(GATEWAY_TRANCHE)[0].lock;
-		shared->head = InvalidDsaPointer;
-		shared->tail = InvalidDsaPointer;
+		shared->top = InvalidDsaPointer;
+		shared->fifo = InvalidDsaPointer;
+		shared->taken = InvalidDsaPointer;
 		pg_atomic_init_u64(&c->http_requests, 0);
+		pg_atomic_init_u64(&c->calls_waited, 0);
+		pg_atomic_init_u64(&c->calls_refused, 0);
+		pg_atomic_init_u64(&c->protocol_closes, 0);
 		pg_atomic_init_u32(&c->sockets_open, 0);
 		pg_atomic_init_u64(&c->next_socket, 0);
 		pg_atomic_init_u64(&c->frames_in, 0);
@@ -206,9 +219,9 @@ DurableGatewayWakeFd(void)
 /*
  * DurableGatewayPush
  *		Queue a message for the gateway and wake it; whether it was queued.
- *		Never throws: when the gateway does not run, or shared memory is
- *		exhausted, the message is dropped (its sockets are gone, or the
- *		gateway closes them).
+ *		When the gateway does not run, or the area is at its limit, the
+ *		message is dropped (its sockets are gone, or the gateway closes
+ *		them).  May raise the ERROR of a full /dev/shm (area.c).
  */
 bool
 DurableGatewayPush(const DurableParts *message)
@@ -227,29 +240,65 @@ DurableGatewayPush(const DurableParts *message)
 	np = dsa_allocate_extended(area, sizeof(GatewayNode), DSA_ALLOC_NO_OOM);
 	if (!DsaPointerIsValid(np))
 	{
-		dsa_free(area, dp);
+		DurableMessageFree(dp);
 		return false;
 	}
 	node = dsa_get_address(area, np);
-	node->next = InvalidDsaPointer;
 	node->message = dp;
 
 	LWLockAcquire(shared->queue_lock, LW_EXCLUSIVE);
-	if (DsaPointerIsValid(shared->tail))
-		((GatewayNode *) dsa_get_address(area, shared->tail))->next = np;
-	else
-		shared->head = np;
-	shared->tail = np;
+	node->next = shared->top;
+	shared->top = np;
 	LWLockRelease(shared->queue_lock);
 	DurableGatewayWake();
 	return true;
 }
 
 /*
+ * take_stack
+ *		In the gateway, when its FIFO list is empty: take every message
+ *		pushed so far and make them the FIFO list, oldest first.  The nodes
+ *		are mapped first and changed only then, so that an ERROR while
+ *		mapping a segment leaves them as they were (in "taken", for the next
+ *		try, before anything pushed since).
+ */
+static void
+take_stack(void)
+{
+	dsa_area   *area = DurableArea();
+	dsa_pointer np;
+	dsa_pointer reversed = InvalidDsaPointer;
+
+	if (!DsaPointerIsValid(shared->taken))
+	{
+		LWLockAcquire(shared->queue_lock, LW_EXCLUSIVE);
+		shared->taken = shared->top;
+		shared->top = InvalidDsaPointer;
+		LWLockRelease(shared->queue_lock);
+	}
+	for (np = shared->taken; DsaPointerIsValid(np);)
+		np = ((GatewayNode *) dsa_get_address(area, np))->next;
+
+	/* every node is mapped: turn the stack around */
+	for (np = shared->taken; DsaPointerIsValid(np);)
+	{
+		GatewayNode *node = dsa_get_address(area, np);
+		dsa_pointer next = node->next;
+
+		node->next = reversed;
+		reversed = np;
+		np = next;
+	}
+	shared->taken = InvalidDsaPointer;
+	shared->fifo = reversed;
+}
+
+/*
  * DurableGatewayDrain
  *		In the gateway: hand up to max queued messages, oldest first, to fn and
  *		free them.  The parts point into shared memory, valid only during the
- *		call, and are not NUL-terminated.  Returns how many were handled.
+ *		call, and are not NUL-terminated.  Returns how many were handled.  A
+ *		message whose segment cannot be mapped raises an ERROR and is lost.
  */
 int
 DurableGatewayDrain(DurableGatewayMessageFn fn, void *arg, int max)
@@ -259,27 +308,34 @@ DurableGatewayDrain(DurableGatewayMessageFn fn, void *arg, int max)
 
 	while (n < max)
 	{
-		dsa_pointer np;
-		GatewayNode *node = NULL;
+		dsa_pointer np = shared->fifo;
+		GatewayNode *node;
+		dsa_pointer message;
 		DurableParts parts;
 
-		LWLockAcquire(shared->queue_lock, LW_EXCLUSIVE);
-		np = shared->head;
-		if (DsaPointerIsValid(np))
+		if (!DsaPointerIsValid(np))
 		{
-			node = dsa_get_address(area, np);
-			shared->head = node->next;
-			if (!DsaPointerIsValid(node->next))
-				shared->tail = InvalidDsaPointer;
+			take_stack();
+			if (!DsaPointerIsValid(shared->fifo))
+				break;
+			continue;
 		}
-		LWLockRelease(shared->queue_lock);
-		if (node == NULL)
-			break;
-
-		DurableMessageView(node->message, &parts);
-		fn(&parts, arg);
-		dsa_free(area, node->message);
+		node = dsa_get_address(area, np);
+		shared->fifo = node->next;
+		message = node->message;
 		dsa_free(area, np);
+		PG_TRY();
+		{
+			DurableMessageView(message, &parts);
+			fn(&parts, arg);
+		}
+		PG_CATCH();
+		{
+			DurableMessageFree(message);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		DurableMessageFree(message);
 		n++;
 	}
 	return n;

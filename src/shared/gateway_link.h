@@ -27,6 +27,9 @@ typedef struct DurableGatewayCounters
 	pg_atomic_uint64 bytes_in;
 	pg_atomic_uint64 bytes_out;
 	pg_atomic_uint64 slow_closes;	/* sockets closed as slow consumers */
+	pg_atomic_uint64 calls_waited;	/* calls that waited for room (backpressure) */
+	pg_atomic_uint64 calls_refused; /* calls the message area could not store */
+	pg_atomic_uint64 protocol_closes;	/* WebSockets failed for a protocol error */
 } DurableGatewayCounters;
 
 typedef void (*DurableGatewayMessageFn) (const DurableParts *message, void *arg);

@@ -103,8 +103,9 @@ get_bytes(const DurableParts *parts, int i)
 
 /*
  * DurableCallMsgStore
- *		Store a call in the shared area; InvalidDsaPointer when it is full.
- *		Never throws.
+ *		Store a call in the shared area, counted in msg->budget if set;
+ *		InvalidDsaPointer when it is full or over the budget (see area.c,
+ *		also for the one ERROR it may raise).
  */
 dsa_pointer
 DurableCallMsgStore(DurableRequestKind kind, const DurableCallMsg *msg)
@@ -127,6 +128,8 @@ DurableCallMsgStore(DurableRequestKind kind, const DurableCallMsg *msg)
 		put_string(&parts, token);
 		put_string(&parts, msg->frame_id);
 	}
+	if (msg->budget != NULL)
+		return DurableMessageStoreCounted(&parts, msg->budget);
 	return DurableMessageStore(&parts);
 }
 

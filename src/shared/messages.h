@@ -41,6 +41,7 @@ typedef struct DurableCallMsg
 	int64		socket;			/* GATEWAY: the socket; 0 for an HTTP call */
 	uint64		token;			/* GATEWAY: the gateway's token of an HTTP call */
 	const char *frame_id;		/* GATEWAY: the JSON id of a "call" frame, or NULL */
+	DurableAreaBudget *budget;	/* store counted in this budget (area.h); NULL: not */
 } DurableCallMsg;
 
 extern dsa_pointer DurableCallMsgStore(DurableRequestKind kind, const DurableCallMsg *msg);

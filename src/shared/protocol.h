@@ -43,5 +43,9 @@
 #define DURABLE_STATE_TOO_MANY		"53300"
 #define DURABLE_STATE_OVERLOADED	"53400"
 #define DURABLE_STATE_NO_MEMORY		"53200"
+#define DURABLE_STATE_PROTOCOL		"08P01"	/* a malformed request or handshake */
+#define DURABLE_STATE_INTERNAL		"XX000"	/* an error inside the gateway */
+#define DURABLE_STATE_MEDIA_TYPE	"0A000"	/* not application/json (415) */
+#define DURABLE_STATE_TIMEOUT		"57014"	/* no answer from the host in time */
 
 #endif							/* DURABLE_PROTOCOL_H */

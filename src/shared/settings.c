@@ -40,6 +40,10 @@ char	   *durable_ssl_key_file = NULL;
 int			durable_max_sockets = 10000;
 int			durable_socket_buffer_bytes = 4 * 1024 * 1024;
 char	   *durable_allowed_origins = NULL;
+int			durable_message_area_bytes = 1024 * 1024; /* kB */
+int			durable_client_area_bytes = 16 * 1024 * 1024;
+int			durable_max_receive_bytes = 256 * 1024 * 1024;
+int			durable_slow_consumer_timeout = 10000;
 
 static void
 define_postmaster_settings(void)
@@ -220,13 +224,49 @@ define_settings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("durable.allowed_origins",
-							   "Comma-separated browser Origins allowed to open WebSockets.",
-							   "Empty: only the gateway's own host (or no Origin header). *: any origin.",
+							   "Comma-separated browser Origins allowed to open WebSockets and make HTTP calls.",
+							   "Empty: only pages of the gateway itself on a loopback address (or no Origin header). *: any origin. Listed origins get CORS headers.",
 							   &durable_allowed_origins,
 							   "",
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.message_area_bytes",
+							"Most shared memory the message area may take (calls, replies and messages on their way between processes).",
+							"The gateway's clients may use half of it; an allocation over the limit fails cleanly.",
+							&durable_message_area_bytes,
+							1024 * 1024, 16 * 1024, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.client_area_bytes",
+							"Most bytes of one gateway client's calls waiting in the message area.",
+							"A client over it is not read until the hosts took its earlier calls. At least durable.max_message_bytes plus 64kB is used.",
+							&durable_client_area_bytes,
+							16 * 1024 * 1024, 64 * 1024, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.max_receive_bytes",
+							"Most memory of the gateway for messages being received (WebSocket messages, HTTP bodies) over all connections.",
+							"A connection that would take it over is closed with 1013 (WebSocket) or answered 503 (HTTP).",
+							&durable_max_receive_bytes,
+							256 * 1024 * 1024, 1024 * 1024, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("durable.slow_consumer_timeout",
+							"How long a WebSocket may have more than durable.socket_buffer_bytes queued before it is closed as a slow consumer.",
+							"Eight times durable.socket_buffer_bytes queued closes it at once.",
+							&durable_slow_consumer_timeout,
+							10000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("durable");
 }

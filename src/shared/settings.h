@@ -51,6 +51,10 @@ extern char *durable_ssl_key_file;
 extern int	durable_max_sockets;
 extern int	durable_socket_buffer_bytes;
 extern char *durable_allowed_origins;
+extern int	durable_message_area_bytes;
+extern int	durable_client_area_bytes;
+extern int	durable_max_receive_bytes;
+extern int	durable_slow_consumer_timeout;
 
 extern void DurableDefineSettings(bool preloading);
 extern bool DurableGatewayEnabled(void);

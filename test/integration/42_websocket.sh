@@ -6,7 +6,8 @@
 #
 # The clients are node tests in test/ws/*.test.mjs (node:test and the npm package ws, see
 # test/ws/package.json); this script defines their classes, runs them one file at a time and
-# turns node's TAP output into the runner's "ok - ..." / "not ok - ..." lines.
+# turns node's TAP output into the runner's "ok - ..." / "not ok - ..." lines.  WS_TESTS (a
+# glob, default *) picks some of the files.
 source "$TEST_ROOT/test/lib.sh"
 set -u
 
@@ -16,7 +17,8 @@ export DURABLE_PORT PGHOST PGPORT PGDATABASE PGDATA TEST_ROOT
 
 # settings the node tests change (each test restores them; this is the safety net)
 settings=(durable.allowed_origins durable.max_sockets durable.max_message_bytes
-          durable.socket_buffer_bytes durable.idle_timeout)
+          durable.socket_buffer_bytes durable.idle_timeout durable.client_area_bytes
+          durable.max_receive_bytes durable.slow_consumer_timeout durable.message_area_bytes)
 finish() {
     local s
     # (a test that crashed a worker makes the cluster restart: wait for it first)
@@ -136,6 +138,9 @@ BEGIN
         PERFORM durable.put('n', to_jsonb(n));
         PERFORM durable.broadcast(jsonb_build_object('n', n));
         RETURN to_jsonb(n);
+    WHEN 'sleep' THEN
+        PERFORM pg_sleep((args->>'seconds')::float8);
+        RETURN jsonb_build_object('slept', args->'seconds', 'bytes', length(args::text));
     ELSE
         RAISE EXCEPTION 'it42_room has no method %', method USING ERRCODE = '22023';
     END CASE;
@@ -194,13 +199,15 @@ wait_gateway 20 || not_ok "gateway answers /healthz before the WebSocket tests"
 # and drop the rest of the noise.
 out=$(mktemp)
 cd "$TEST_ROOT" || exit 1
+# the floods open 1,500 sockets at once
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
 if node --test-concurrency=1 -e 0 >/dev/null 2>&1; then
-    timeout -k 5 80 node --test --test-concurrency=1 --test-reporter=tap test/ws/*.test.mjs >"$out" 2>&1
+    timeout -k 5 300 node --test --test-concurrency=1 --test-reporter=tap test/ws/${WS_TESTS:-*}.test.mjs >"$out" 2>&1
     rc=$?
 else
     # an older node without --test-concurrency: one file after the other
     rc=0
-    for f in test/ws/*.test.mjs; do
+    for f in test/ws/${WS_TESTS:-*}.test.mjs; do
         timeout -k 5 60 node --test --test-reporter=tap "$f" >>"$out" 2>&1 || rc=$?
     done
 fi

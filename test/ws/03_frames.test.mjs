@@ -188,3 +188,26 @@ test('frames: fragmented frames are reassembled; a 300 kB frame arrives whole', 
         await c.close();
     }
 });
+
+test('frames: duplicate keys are decided once, as jsonb does: the last one, escapes decoded', async () => {
+    const id = uid('dupkeys');
+    const c = await connect('it42_room', id);
+    try {
+        // the handler gets the args jsonb keeps ("\u0061rgs" is "args"), answered to the id jsonb keeps
+        c.send('{"type":"call","id":1,"method":"echo","args":1,"\\u0061rgs":2}');
+        let m = await c.next((x) => x.json?.id === 1);
+        assert.deepEqual(m.json, { type: 'reply', id: 1, result: 2 });
+        c.send('{"type":"call","id":2,"\\u0069d":3,"method":"echo","args":{}}');
+        m = await c.next((x) => x.json?.id === 3 || x.json?.id === 2);
+        assert.equal(m.json.id, 3, 'the last id');
+        c.send('{"type":"call","id":4,"method":"fail","\\u006dethod":"echo","args":{"k":4}}');
+        m = await c.next((x) => x.json?.id === 4);
+        assert.deepEqual(m.json, { type: 'reply', id: 4, result: { k: 4 } }, 'the last method');
+        // a later "type" that is not "call" makes the frame a $message, whole
+        c.send('{"type":"call","id":5,"method":"echo","type":"chat"}');
+        await waitFor(() => storageGet('it42_room', id, 'messages') === 1, 10000, 'the $message');
+        assert.deepEqual(storageGet('it42_room', id, 'message:1').data, { type: 'chat', id: 5, method: 'echo' });
+    } finally {
+        await c.close();
+    }
+});

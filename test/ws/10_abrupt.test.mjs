@@ -2,58 +2,9 @@
 // $connect runs.  The gateway keeps running and the vanished sockets get their $close.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import crypto from 'node:crypto';
-import { connect, uid, closeAll, waitFor, socketsOf, storageGet, metrics, gatewayPid, objectUrl, PORT, HOST, sleep, dcall } from './helpers.mjs';
-
-// a raw TCP client that performs the WebSocket upgrade of url; resolves to the socket once
-// the 101 came back (rejects on anything else)
-function rawUpgrade(url) {
-    const path = url.replace(/^ws:\/\/[^/]+/, '');
-    return new Promise((resolve, reject) => {
-        const sock = net.connect(PORT, HOST);
-        let buf = Buffer.alloc(0);
-        const timer = setTimeout(() => { sock.destroy(); reject(new Error('no upgrade answer')); }, 10000);
-        sock.on('error', (e) => { clearTimeout(timer); reject(e); });
-        sock.on('connect', () => {
-            sock.write(`GET ${path} HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nUpgrade: websocket\r\n` +
-                'Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
-                `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\n\r\n`);
-        });
-        const onData = (d) => {
-            buf = Buffer.concat([buf, d]);
-            const end = buf.indexOf('\r\n\r\n');
-            if (end < 0) return;
-            clearTimeout(timer);
-            sock.off('data', onData);
-            const head = buf.subarray(0, end).toString();
-            if (!/^HTTP\/1\.1 101/.test(head)) {
-                sock.destroy();
-                reject(new Error(`upgrade answered ${head.split('\r\n')[0]}`));
-                return;
-            }
-            sock.closedByServer = new Promise((r) => sock.on('close', r));
-            sock.on('data', () => {});      // whatever the server sends later
-            resolve(sock);
-        };
-        sock.on('data', onData);
-    });
-}
-
-// a client frame (masked) with the given payload length field
-function frameHeader(opcode, declaredLen, fin = true) {
-    const mask = crypto.randomBytes(4);
-    let head;
-    if (declaredLen < 126) {
-        head = Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | declaredLen]);
-    } else {
-        head = Buffer.alloc(4);
-        head[0] = (fin ? 0x80 : 0) | opcode;
-        head[1] = 0x80 | 126;
-        head.writeUInt16BE(declaredLen, 2);
-    }
-    return Buffer.concat([head, mask]);
-}
+import { connect, uid, closeAll, waitFor, socketsOf, storageGet, metrics, gatewayPid, objectUrl, sleep, dcall,
+    RawSocket, wsFrame } from './helpers.mjs';
 
 test('abrupt disconnects and garbage: the gateway survives, $close runs for the vanished', async () => {
     const gw0 = gatewayPid();
@@ -65,20 +16,17 @@ test('abrupt disconnects and garbage: the gateway survives, $close runs for the 
     const survivors = [];
     try {
         // 1. upgrade, then half a frame (100 bytes announced, 10 sent), then gone
-        const half = await rawUpgrade(objectUrl('it42_room', halfId, { name: 'half' }));
+        const half = await RawSocket.open(objectUrl('it42_room', halfId, { name: 'half' }));
         await waitFor(() => socketsOf('it42_room', halfId).length === 1, 10000, 'the half-frame socket accepted');
-        half.write(Buffer.concat([frameHeader(0x1, 100), Buffer.from('{"type":"c')]));
+        half.send(wsFrame(0x1, '{"type":"c'.padEnd(100, ' ')).subarray(0, 6 + 10));
         await sleep(100);
         half.destroy();
 
         // 2. upgrade, then garbage: a reserved opcode with all RSV bits, then random bytes
-        const garbage = await rawUpgrade(objectUrl('it42_room', garbageId, { name: 'garbage' }));
+        const garbage = await RawSocket.open(objectUrl('it42_room', garbageId, { name: 'garbage' }));
         await waitFor(() => socketsOf('it42_room', garbageId).length === 1, 10000, 'the garbage socket accepted');
-        garbage.write(Buffer.concat([Buffer.from([0xff, 0xff]), crypto.randomBytes(4096)]));
-        let timer;
-        const closedByServer = await Promise.race([garbage.closedByServer.then(() => true),
-            new Promise((r) => { timer = setTimeout(() => r(false), 10000); })]);
-        clearTimeout(timer);
+        garbage.send(Buffer.from([0xff, 0xff]), crypto.randomBytes(4096));
+        const closedByServer = await garbage.waitEnd(10000).then(() => true, () => false);
         garbage.destroy();
         assert.ok(closedByServer, 'the gateway hangs up on a client that sends garbage');
 
@@ -89,7 +37,7 @@ test('abrupt disconnects and garbage: the gateway survives, $close runs for the 
         await waitFor(() => socketsOf('it42_room', massId).length === N, 10000, `${N} sockets accepted`);
         // plus some raw ones that upgrade and (once accepted) leave without a word
         const raws = [];
-        for (let i = 0; i < 10; i++) raws.push(await rawUpgrade(objectUrl('it42_room', massId, { name: 'raw' })));
+        for (let i = 0; i < 10; i++) raws.push(await RawSocket.open(objectUrl('it42_room', massId, { name: 'raw' })));
         await waitFor(() => socketsOf('it42_room', massId).length === N + 10, 10000, `${N + 10} sockets accepted`);
         const massSockets = socketsOf('it42_room', massId).map((s) => s.socket);
         for (const c of mass) c.ws._socket.destroy();
@@ -127,7 +75,7 @@ test('abrupt disconnects and garbage: the gateway survives, $close runs for the 
 test('a client that leaves while $connect runs leaves no socket behind', async () => {
     const id = uid('early');
     const gw0 = gatewayPid();
-    const s = await rawUpgrade(objectUrl('it42_room', id, { name: 'early', sleep: '0.5' }));
+    const s = await RawSocket.open(objectUrl('it42_room', id, { name: 'early', sleep: '0.5' }));
     s.destroy();
     // $connect commits after the client is gone: the socket must not stay listed
     await waitFor(() => storageGet('it42_room', id, 'connect:early'), 10000, '$connect to finish');

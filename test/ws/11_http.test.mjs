@@ -45,7 +45,8 @@ test('HTTP call: an empty body runs with {}', async () => {
     assert.deepEqual(r.json.result.args, {});
     // no Content-Length at all: no body
     const id = uid('nobody');
-    const ans = await raw(`POST /objects/it42_http/${id}/echo HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nConnection: close\r\n\r\n`);
+    const ans = await raw(`POST /objects/it42_http/${id}/echo HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\n` +
+        'Content-Type: application/json\r\nConnection: close\r\n\r\n');
     assert.match(ans, /^HTTP\/1\.1 200/, ans);
     assert.ok(ans.includes(`{"result": {"id": "${id}", "args": {}}}`), ans);
 });

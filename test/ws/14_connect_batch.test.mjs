@@ -3,9 +3,7 @@
 // crash restarts the whole cluster.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, uid, closeAll, sql, gatewayPid, socketsOf, waitFor, sleep } from './helpers.mjs';
-
-const hostPids = () => sql("SELECT string_agg(coalesce(pid::text, '-'), ',' ORDER BY host) FROM durable.hosts");
+import { connect, uid, closeAll, gatewayPid, socketsOf, waitFor, sleep, hostPids, hostsSurvived } from './helpers.mjs';
 
 test('60 sockets accepted in one batch of $connect calls get their own tags; no worker crashes', async () => {
     const id = uid('batch');
@@ -42,13 +40,13 @@ test('60 sockets accepted in one batch of $connect calls get their own tags; no 
     } catch (e) {
         const pids = await waitFor(() => !hostPids().includes('-') && hostPids(), 20000, 'the hosts', 200)
             .catch(() => 'unknown');
-        if (pids !== pids0) e.message = `host workers died (pids ${pids0} -> ${pids}): ${e.message}`;
+        if (!hostsSurvived(pids0)) e.message = `host workers died (pids ${pids0} -> ${pids}): ${e.message}`;
         throw e;
     } finally {
         await closeAll(clients);
         await waitFor(() => !hostPids().includes('-') && gatewayPid(), 30000, 'hosts and gateway running', 200)
             .catch(() => {});
     }
-    assert.equal(hostPids(), pids0, 'no host worker died');
+    assert.ok(hostsSurvived(pids0), `no host worker died (${pids0} -> ${hostPids()})`);
     assert.equal(gatewayPid(), gw0, 'the gateway did not restart');
 });

@@ -2,8 +2,10 @@
 // the it42_* classes).  Environment: DURABLE_PORT (the gateway), PGHOST/PGPORT/PGDATABASE
 // for psql.
 import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import WebSocket from 'ws';
 
 export const PORT = Number(process.env.DURABLE_PORT || 7432);
@@ -280,6 +282,18 @@ export async function metrics() {
 }
 
 // pid of this cluster's gateway worker (a child of the postmaster of $PGDATA), or ''
+// the pids of the host workers, comma-separated ('-' for a slot whose process is not running)
+export function hostPids() {
+    return sql("SELECT coalesce(string_agg(coalesce(pid::text, '-'), ',' ORDER BY host), '') FROM durable.hosts");
+}
+
+// whether every host of the list before (from hostPids) still runs: calls may start more hosts
+// (they start on demand), but none may have died
+export function hostsSurvived(before) {
+    const now = hostPids().split(',');
+    return before.split(',').filter((p) => p !== '').every((p) => p !== '-' && now.includes(p));
+}
+
 export function gatewayPid() {
     const pm = readFileSync(`${process.env.PGDATA}/postmaster.pid`, 'utf8').split('\n')[0].trim();
     try {
@@ -299,4 +313,213 @@ export function socketsOf(cls, id) {
 
 export async function closeAll(clients) {
     await Promise.all(clients.filter(Boolean).map((c) => c.close().catch(() => {})));
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw WebSocket clients: any frame, good or bad, and every byte the server sends back
+
+// a client frame: opcode, payload (string or Buffer); options fin (true), mask (true), rsv (0..7),
+// len (the length to announce instead of the payload's)
+export function wsFrame(opcode, payload = '', { fin = true, mask = true, rsv = 0, len } = {}) {
+    const p = Buffer.from(payload);
+    const n = len ?? p.length;
+    let head;
+    if (n < 126) head = Buffer.from([0, n]);
+    else if (n < 65536) {
+        head = Buffer.alloc(4);
+        head[1] = 126;
+        head.writeUInt16BE(n, 2);
+    } else {
+        head = Buffer.alloc(10);
+        head[1] = 127;
+        head.writeBigUInt64BE(BigInt(n), 2);
+    }
+    head[0] = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
+    if (!mask) return Buffer.concat([head, p]);
+    head[1] |= 0x80;
+    const key = crypto.randomBytes(4);
+    const body = Buffer.from(p);
+    for (let i = 0; i < body.length; i++) body[i] ^= key[i & 3];
+    return Buffer.concat([head, key, body]);
+}
+
+// the payload of a close frame: code (a number or null for none) and reason (string or Buffer)
+export function closePayload(code, reason = '') {
+    if (code === null) return Buffer.alloc(0);
+    const b = Buffer.alloc(2);
+    b.writeUInt16BE(code);
+    return Buffer.concat([b, Buffer.from(reason)]);
+}
+
+export class RawSocket {
+    // open a TCP connection and upgrade url (rejects unless the answer is 101)
+    static open(url, { headers = '' } = {}) {
+        const path = url.replace(/^ws:\/\/[^/]+/, '');
+        return new Promise((resolve, reject) => {
+            const sock = net.connect(PORT, HOST);
+            let buf = Buffer.alloc(0);
+            const timer = setTimeout(() => { sock.destroy(); reject(new Error('no upgrade answer')); }, 10000);
+            sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+            sock.on('connect', () => {
+                sock.setNoDelay(true);
+                sock.write(`GET ${path} HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nUpgrade: websocket\r\n` +
+                    'Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+                    `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\n${headers}\r\n`);
+            });
+            const onData = (d) => {
+                buf = Buffer.concat([buf, d]);
+                const end = buf.indexOf('\r\n\r\n');
+                if (end < 0) return;
+                clearTimeout(timer);
+                sock.off('data', onData);
+                const head = buf.subarray(0, end).toString();
+                if (!/^HTTP\/1\.1 101/.test(head)) {
+                    sock.destroy();
+                    reject(Object.assign(new Error(`upgrade answered ${head.split('\r\n')[0]}`), { head }));
+                    return;
+                }
+                resolve(new RawSocket(sock, buf.subarray(end + 4)));
+            };
+            sock.on('data', onData);
+        });
+    }
+
+    constructor(sock, rest) {
+        this.sock = sock;
+        this.buf = Buffer.alloc(0);
+        this.frames = [];       // {fin, rsv, opcode, payload, at} of every server frame, in order
+        this.ended = null;      // time the server ended the connection (FIN or reset)
+        this.waiters = [];
+        this.endedPromise = new Promise((resolve) => {
+            const done = () => { if (!this.ended) this.ended = Date.now(); this._wake(); resolve(this.ended); };
+            sock.on('end', done);
+            sock.on('close', done);
+            sock.on('error', () => {});
+        });
+        sock.on('data', (d) => this._data(d));
+        if (rest.length) this._data(rest);
+    }
+
+    _wake() {
+        const ws = this.waiters;
+        this.waiters = [];
+        for (const w of ws) w();
+    }
+
+    _data(d) {
+        this.buf = Buffer.concat([this.buf, d]);
+        for (;;) {
+            if (this.buf.length < 2) break;
+            const b0 = this.buf[0];
+            const b1 = this.buf[1];
+            let len = b1 & 0x7f;
+            let at = 2;
+            if (len === 126) {
+                if (this.buf.length < 4) break;
+                len = this.buf.readUInt16BE(2);
+                at = 4;
+            } else if (len === 127) {
+                if (this.buf.length < 10) break;
+                len = Number(this.buf.readBigUInt64BE(2));
+                at = 10;
+            }
+            if (b1 & 0x80) at += 4;     // a server must not mask: kept as a (bad) frame
+            if (this.buf.length < at + len) break;
+            this.frames.push({ fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f,
+                masked: (b1 & 0x80) !== 0, payload: this.buf.subarray(at, at + len), at: Date.now() });
+            this.buf = this.buf.subarray(at + len);
+        }
+        this._wake();
+    }
+
+    send(...bufs) {
+        this.sock.write(Buffer.concat(bufs));
+    }
+
+    // text of the call frame as the client sends it
+    call(id, method, args = {}) {
+        this.send(wsFrame(1, JSON.stringify({ type: 'call', id, method, args })));
+    }
+
+    // the first frame (from index from) matching pred
+    next(pred = () => true, timeout = 10000, from = 0) {
+        return new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`no matching frame within ${timeout} ms; ` +
+                `got ${JSON.stringify(this.frames.map((f) => [f.opcode, f.payload.toString('latin1')]))}`)), timeout);
+            const check = () => {
+                for (let i = from; i < this.frames.length; i++) {
+                    if (pred(this.frames[i])) { clearTimeout(timer); resolve(this.frames[i]); return; }
+                }
+                if (this.ended) { clearTimeout(timer); reject(new Error('connection ended while waiting')); return; }
+                this.waiters.push(check);
+            };
+            check();
+        });
+    }
+
+    // the server's Close frame: {code (null: none), reason, at, index}
+    async closeFrame(timeout = 10000) {
+        const f = await this.next((x) => x.opcode === 8, timeout);
+        return { code: f.payload.length >= 2 ? f.payload.readUInt16BE(0) : null,
+            reason: f.payload.subarray(2).toString(), at: f.at, index: this.frames.indexOf(f) };
+    }
+
+    // resolves with the time the server ended the connection, rejects after timeout
+    waitEnd(timeout = 10000) {
+        let timer;
+        return Promise.race([this.endedPromise, new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`connection not ended within ${timeout} ms`)), timeout);
+        })]).finally(() => clearTimeout(timer));
+    }
+
+    destroy() {
+        this.sock.destroy();
+    }
+}
+
+// raw HTTP: write text (string or Buffer) on a new connection; resolves to {text, ms, ended} once the
+// server closes it, once `answers` whole answers came (if given), or after wait ms (ended false)
+export function rawHttp(text, wait = 10000, { answers } = {}) {
+    return new Promise((resolve, reject) => {
+        const t0 = Date.now();
+        const sock = net.connect(PORT, HOST, () => sock.write(text));
+        let out = Buffer.alloc(0);
+        let done = false;
+        const finish = (ended) => {
+            if (done) return;
+            done = true;
+            clearTimeout(timer);
+            sock.destroy();
+            resolve({ text: out.toString('latin1'), ms: Date.now() - t0, ended });
+        };
+        const timer = setTimeout(() => finish(false), wait);
+        sock.on('data', (d) => {
+            out = Buffer.concat([out, d]);
+            if (answers && parseAnswers(out.toString('latin1')).length >= answers) finish(false);
+        });
+        sock.on('end', () => finish(true));
+        sock.on('close', () => finish(true));
+        sock.on('error', (e) => (done ? null : e.code === 'ECONNRESET' ? finish(true) : reject(e)));
+    });
+}
+
+// the HTTP answers in a stream of bytes: [{status, headers, body}] (bodies by Content-Length)
+export function parseAnswers(text) {
+    const out = [];
+    let rest = Buffer.from(text, 'latin1');
+    for (;;) {
+        const end = rest.indexOf('\r\n\r\n');
+        if (end < 0) break;
+        const head = rest.subarray(0, end).toString('latin1').split('\r\n');
+        const status = Number(head[0].split(' ')[1]);
+        const headers = {};
+        for (const line of head.slice(1)) {
+            const i = line.indexOf(':');
+            headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+        }
+        const len = Number(headers['content-length'] || 0);
+        out.push({ status, headers, body: rest.subarray(end + 4, end + 4 + len).toString('utf8') });
+        rest = rest.subarray(end + 4 + len);
+    }
+    return out;
 }
