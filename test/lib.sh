@@ -34,6 +34,7 @@ shared_preload_libraries = 'pg_durable_objects'
 durable.database = 'postgres'
 max_connections = 120
 max_worker_processes = 32
+durable.max_hosts = 16
 fsync = on
 synchronous_commit = on
 log_line_prefix = '%m [%p] %b '

@@ -45,7 +45,7 @@ check_cycle(void)
 	uint64		closing;
 
 	last_cycle_check = GetCurrentTimestamp();
-	if (DurableWaitCloses(durable_host_number, waiting_for, &closing))
+	if (DurableWaitCloses(durable_host_number, waiting_for, waiting_chain, &closing))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 				 errmsg("deadlock detected: a cycle of synchronous calls between objects"),
@@ -153,6 +153,7 @@ DurableHostCall(const char *class_name, const char *id, const char *method, Json
 	msg.method = method;
 	msg.args = args;
 	chain = DurableChainStart();
+	DurableInvokeBeforeCross();	/* from now on the calling call must not be run again */
 
 	/* record the wait before looking for a cycle: see DurableWaitCloses */
 	waiting_for = target.object;

@@ -66,6 +66,28 @@ DurableHeldReleaseAll(void)
 	nheld = 0;
 }
 
+/*
+ * DurableHeldReleaseAllBut
+ *		The same, keeping one hold of object (its preempted call runs next).
+ */
+void
+DurableHeldReleaseAllBut(uint64 object)
+{
+	bool		kept = false;
+	int			i;
+
+	for (i = 0; i < nheld; i++)
+	{
+		if (!kept && held[i] == object)
+			kept = true;
+		else
+			DurableRelease(held[i]);
+	}
+	nheld = 0;
+	if (kept)
+		held[nheld++] = object;
+}
+
 /* how many holds this host has (0: it may leave) */
 int
 DurableHeldCount(void)

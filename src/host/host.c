@@ -70,13 +70,14 @@ static int	batch_size = 0;
 static volatile BatchState batch_state = BATCH_IDLE;
 
 /* alarms and sends (work.c) */
-static bool work_dirty = true;	/* look for due work at the next chance */
+static bool work_dirty = true;	/* look for due work at the next chance (home hosts) */
 static int	work_taken = 0;		/* due items the last batch took */
 static TimestampTz next_wake = 0;	/* when the next pending item falls due */
 static TimestampTz last_work_look = 0;
 
 #define WORK_SAFETY_LOOK_MS 10000
 #define EXTRA_IDLE_MS 10000		/* an extra host with nothing to do this long leaves */
+#define LEAVE_BEFORE_WORK_MS 3000	/* a host with due work nearer than this stays */
 
 /*
  * fail_batch
@@ -176,6 +177,24 @@ skip_call(DurableCall *calls, int i)
 }
 
 /*
+ * holds_others
+ *		Whether calls before calls[i] in this transaction ran an object other
+ *		than calls[i]'s: then their objects wait for this call to commit, and
+ *		a call that takes longer than durable.busy_threshold is preempted (see
+ *		DurableInvoke) so that they need not wait for it.
+ */
+static bool
+holds_others(DurableCall *calls, int i)
+{
+	int			j;
+
+	for (j = 0; j < i; j++)
+		if (!calls[j].skipped && !calls[j].preempted && calls[j].object != calls[i].object)
+			return true;
+	return false;
+}
+
+/*
  * take_call
  *		Take the next call from this host's ring into calls[n] (false if none
  *		may join a batch of n calls: a slow object's call only starts one).
@@ -258,9 +277,26 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, bool take, Er
 			call->skipped = skip_call(calls, i);
 			if (!call->skipped)
 			{
+				call->preemptable = holds_others(calls, i);
 				DurableOutboundSetCall(call);
 				DurableInvoke(call, BatchContext);
 				all_async &= call->async_commit;
+
+				/*
+				 * a call from another host's waiting call: commit now, so that
+				 * its answer does not wait for calls after it, one of which
+				 * could wait for that host (a cycle no one would see)
+				 */
+				if (call->source == DURABLE_SOURCE_REQUEST && call->req.chain != 0)
+					call->alone = true;
+				if (call->preempted)
+				{
+					/* the batch commits without it; due work after it waits */
+					for (i++; i < *n_calls; i++)
+						calls[i].skipped = true;
+					work_dirty = true;
+					break;
+				}
 			}
 			i++;
 		}
@@ -304,6 +340,37 @@ record_failure_alone(DurableCall *call)
 {
 	if (call->source != DURABLE_SOURCE_REQUEST)
 		DurableRunAlone("durable host work", record_failure, call);
+}
+
+/*
+ * run_preempted
+ *		The batch committed without call, preempted at durable.busy_threshold:
+ *		let the other objects of the batch go (the call keeps its object), and
+ *		run it again in a transaction of its own, as the slow object's call it
+ *		is.  Adds to *calls and *errors.
+ */
+static void
+run_preempted(DurableCall *call, uint64 *calls, uint64 *errors)
+{
+	ErrorData  *error = NULL;
+	int			one = 1;
+
+	DurableHeldReleaseAllBut(call->object);
+	DurableMarkSlow(call->object);
+	call->alone = true;
+	if (!run_transaction(call, &one, false, false, &error))
+	{
+		call->status = DURABLE_REPLY_ERROR;
+		call->error = error;
+		record_failure_alone(call);
+	}
+	if (!call->skipped)
+	{
+		(*calls)++;
+		*errors += call->status == DURABLE_REPLY_ERROR;
+		DurableCallPublish(call);
+		DurableResidencyTouch(call->class_name, call->id);
+	}
 }
 
 /*
@@ -364,7 +431,7 @@ run_batch(bool fetch_work)
 
 	for (i = 0; i < batch_size; i++)
 	{
-		if (batch[i].skipped)
+		if (batch[i].skipped || batch[i].preempted)
 			continue;
 		calls++;
 		if (batch[i].status == DURABLE_REPLY_ERROR)
@@ -372,6 +439,9 @@ run_batch(bool fetch_work)
 		DurableCallPublish(&batch[i]);
 		DurableResidencyTouch(batch[i].class_name, batch[i].id);
 	}
+	for (i = 0; i < batch_size; i++)
+		if (batch[i].preempted)
+			run_preempted(&batch[i], &calls, &errors);
 	if (batch_size == 0 && error != NULL)
 		ereport(WARNING,
 				(errmsg("pg_durable_objects host %d could not look for due alarms and sends: %s",
@@ -423,7 +493,7 @@ wait_timeout_ms(void)
 	TimestampTz now = GetCurrentTimestamp();
 	int64		us;
 
-	if (work_dirty)
+	if (work_dirty && durable_host_home >= 0)
 		return 0;
 	if (next_wake == 0)
 		return 1000L;
@@ -453,8 +523,11 @@ leave_if_idle(void)
 		(int) Min((int64) durable_idle_timeout * 1000, INT_MAX) : EXTRA_IDLE_MS;
 	bool		asked = DurableHostRetireAsked(durable_host_number);
 
-	if (DurableHeldCount() > 0 || next_wake != 0 || work_dirty ||
-		!DurableRingEmpty(durable_host_number))
+	/* due work soon keeps it; later work starts it again (the scheduler looks each second) */
+	if (DurableHeldCount() > 0 || (work_dirty && durable_host_home >= 0) ||
+		!DurableRingEmpty(durable_host_number) ||
+		(next_wake != 0 && next_wake < TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																   LEAVE_BEFORE_WORK_MS)))
 		return;
 	if (!asked && !TimestampDifferenceExceeds(last, GetCurrentTimestamp(), idle_ms))
 		return;

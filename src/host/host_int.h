@@ -18,6 +18,8 @@
 #ifndef DURABLE_HOST_INT_H
 #define DURABLE_HOST_INT_H
 
+#include <signal.h>
+
 #include "host/host.h"
 #include "shared/catalog.h"
 #include "shared/hosts.h"
@@ -48,6 +50,8 @@ typedef struct DurableCall
 	uint64		object;			/* DurableObjectKey(class_name, id) */
 	bool		cache_valid;	/* no other host ran the object since this one */
 	bool		alone;			/* a slow object's call: runs in a transaction of its own */
+	bool		preemptable;	/* other objects wait for its batch: see DurableInvoke */
+	bool		preempted;		/* rolled back at durable.busy_threshold, to run alone */
 	char	   *method;
 	Jsonb	   *args;
 	/* DURABLE_REQUEST_GATEWAY: a socket frame, a socket event or an HTTP call */
@@ -72,6 +76,7 @@ typedef struct DurableCall
 extern int	durable_host_number;	/* -1 outside host workers */
 extern Oid	durable_host_owner;		/* whose classes this host runs */
 extern int	durable_host_home;		/* which of the owner's home hosts; -1: an extra */
+extern volatile sig_atomic_t durable_call_crossed;	/* the running call called another host */
 extern int	DurableRunningDepth(void);
 extern void DurableRunningPush(const char *class_name, const char *id, Oid owner,
 							   int64 socket);
@@ -87,6 +92,7 @@ extern uint64 DurableChainStart(void);
 extern void DurableHeldAdd(uint64 object);
 extern bool DurableHostHoldObject(uint64 object, bool *cache_valid);
 extern void DurableHeldReleaseAll(void);
+extern void DurableHeldReleaseAllBut(uint64 object);
 extern int	DurableHeldCount(void);
 
 /* sandbox.c */
@@ -143,6 +149,7 @@ extern void DurableSocketsCleanup(void);
 /* invoke.c */
 extern void DurableInvokeInit(void);
 extern void DurableInvoke(DurableCall *call, MemoryContext resultcxt);
+extern void DurableInvokeBeforeCross(void);
 extern Jsonb *DurableInvokeInline(const char *class_name, const char *id, const char *method,
 								  Jsonb *args, bool cache_valid, bool *isnull);
 

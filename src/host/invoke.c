@@ -23,6 +23,12 @@
  * runs, the host is marked busy with its object (hosts.c), which is how the
  * scheduler sees a host stuck in a long call.
  *
+ * A preemptable call (host.c: one after calls of other objects in its batch,
+ * which wait for the batch's commit) is cancelled the same uncatchable way
+ * at durable.busy_threshold, unless it called another host meanwhile; it is
+ * rolled back with no error (call->preempted), and host.c runs it again
+ * alone once the batch without it committed.
+ *
  * IDENTIFICATION
  *	  src/host/invoke.c
  *
@@ -45,7 +51,10 @@
 
 /* durable.call_timeout of the running top-level call */
 static TimeoutId call_timer = MAX_TIMEOUTS;
+static TimeoutId preempt_timer = MAX_TIMEOUTS;	/* durable.busy_threshold of a preemptable call */
 static volatile sig_atomic_t call_timed_out = false;
+static volatile sig_atomic_t call_preempted = false;
+static bool current_preemptable = false;	/* the running top-level call may be preempted */
 
 /*
  * run_handler
@@ -168,6 +177,47 @@ DurableInvokeInline(const char *class_name, const char *id, const char *method,
 }
 
 /*
+ * preempt_timer_fired
+ *		Timeout handler of durable.busy_threshold for a preemptable call (in a
+ *		signal handler): the call has made other objects of its batch wait
+ *		long enough; cancel it, to be rolled back and run alone after the
+ *		batch commits (see DurableInvoke).  Not once it called another host:
+ *		that call may have committed, and must not run twice.
+ */
+static void
+preempt_timer_fired(void)
+{
+	if (durable_call_crossed)
+		return;
+	call_preempted = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * DurableInvokeBeforeCross
+ *		The running call is about to call an object on another host and wait
+ *		for it.  If it is preemptable (other objects of its batch wait for it)
+ *		and has not crossed yet, it is preempted now: rolled back and run
+ *		again alone, so that while it waits it holds only the objects of its
+ *		own chain of calls (a waiting host never makes another chain wait for
+ *		a batch-mate, which no wait record would show).
+ */
+void
+DurableInvokeBeforeCross(void)
+{
+	if (current_preemptable && !durable_call_crossed)
+	{
+		call_preempted = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("durable call preempted before it calls another host")));
+	}
+	durable_call_crossed = true;
+}
+
+/*
  * call_timer_fired
  *		Timeout handler of durable.call_timeout (in a signal handler): cancel
  *		what runs, as a statement timeout would, and remember why.
@@ -191,7 +241,8 @@ static void
 cancel_again(SubXactEvent event, SubTransactionId mySubid,
 			 SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB && call_timed_out && DurableRunningDepth() > 0)
+	if (event == SUBXACT_EVENT_ABORT_SUB && (call_timed_out || call_preempted) &&
+		DurableRunningDepth() > 0)
 	{
 		QueryCancelPending = true;
 		InterruptPending = true;
@@ -206,28 +257,43 @@ void
 DurableInvokeInit(void)
 {
 	call_timer = RegisterTimeout(USER_TIMEOUT, call_timer_fired);
+	preempt_timer = RegisterTimeout(USER_TIMEOUT, preempt_timer_fired);
 	RegisterSubXactCallback(cancel_again, NULL);
 }
 
+/* start the call's time limit, and with preemptable its preemption timer */
 static void
-start_call_timer(void)
+start_call_timer(bool preemptable)
 {
 	call_timed_out = false;
+	call_preempted = false;
+	durable_call_crossed = false;
+	current_preemptable = preemptable;
 	if (durable_call_timeout > 0)
 		enable_timeout_after(call_timer, durable_call_timeout);
+	if (preemptable && (durable_call_timeout == 0 || durable_busy_threshold < durable_call_timeout))
+		enable_timeout_after(preempt_timer, durable_busy_threshold);
 }
 
-/* stop the timer; whether it fired (a cancel it left pending is dropped) */
+/*
+ * stop_call_timer
+ *		Stop the timers; whether the time limit fired, and in *preempted
+ *		whether the preemption did (a cancel they left pending is dropped).
+ */
 static bool
-stop_call_timer(void)
+stop_call_timer(bool *preempted)
 {
 	bool		fired;
 
 	disable_timeout(call_timer, false);
+	disable_timeout(preempt_timer, false);
+	current_preemptable = false;
 	fired = call_timed_out;
-	if (fired)
+	*preempted = call_preempted && !fired;
+	if (fired || call_preempted)
 		QueryCancelPending = false;
 	call_timed_out = false;
+	call_preempted = false;
 	return fired;
 }
 
@@ -289,7 +355,11 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 	ResourceOwner oldowner = CurrentResourceOwner;
 	uint64		outer_chain = DurableChain();
 	volatile bool timed_out = false;
+	volatile bool stopped = false;
+	volatile bool preempted = false;
+	bool		p = false;
 
+	call->preempted = false;
 	DurableCacheBeginCall(call->object, call->cache_valid);
 	if (!call->nested)
 		DurableHostSetBusy(durable_host_number, call->object);
@@ -304,13 +374,15 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 
 		/* a nested call runs under the time limit of its outermost call */
 		if (!call->nested)
-			start_call_timer();
+			start_call_timer(call->preemptable);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		lookup_runnable(call->class_name, &cls);
 		call->async_commit = cls.async_commit;
 
 		result = claim_and_run(call, &cls, outer_chain, &isnull);
-		if (!call->nested && (timed_out = stop_call_timer()))
+		stopped = true;
+		/* a preemption that came too late to cancel anything is forgotten */
+		if (!call->nested && (timed_out = stop_call_timer(&p)))
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("canceling statement due to durable.call_timeout")));
@@ -342,29 +414,44 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		ErrorData  *edata;
 
 		DurableChainSet(outer_chain);
-		if (!call->nested && !timed_out)
-			timed_out = stop_call_timer();
+		if (!call->nested && !stopped)
+		{
+			timed_out = stop_call_timer(&p);
+			preempted = p;
+		}
 
 		MemoryContextSwitchTo(resultcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 
-		/* whatever the handler raised after the limit fired, the call timed out */
-		if (timed_out)
+		if (preempted && !timed_out)
 		{
-			edata->sqlerrcode = ERRCODE_QUERY_CANCELED;
-			edata->message = psprintf("durable call exceeded durable.call_timeout (%d ms)",
-									  durable_call_timeout);
-			edata->detail = pstrdup("Its writes were rolled back.");
-			edata->hint = pstrdup("Make the handler faster, or raise durable.call_timeout.");
+			/* preempted: nothing happened; the host runs the call again, alone */
+			FreeErrorData(edata);
+			call->preempted = true;
 		}
-		call->status = DURABLE_REPLY_ERROR;
-		call->error = edata;
+		else
+		{
+			/* whatever the handler raised after the limit fired, the call timed out */
+			if (timed_out)
+			{
+				edata->sqlerrcode = ERRCODE_QUERY_CANCELED;
+				edata->message = psprintf("durable call exceeded durable.call_timeout (%d ms)",
+										  durable_call_timeout);
+				edata->detail = pstrdup("Its writes were rolled back.");
+				edata->hint = pstrdup("Make the handler faster, or raise durable.call_timeout.");
+			}
+			call->status = DURABLE_REPLY_ERROR;
+			call->error = edata;
+		}
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		DurableWorkFailed(call);
-		DurableSocketAfterFailure(call);
+		if (!call->preempted)
+		{
+			DurableWorkFailed(call);
+			DurableSocketAfterFailure(call);
+		}
 	}
 	PG_END_TRY();
 

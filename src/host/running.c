@@ -29,6 +29,8 @@
 int			durable_host_number = -1;
 Oid			durable_host_owner = InvalidOid;
 int			durable_host_home = -1;
+/* the running top-level call has made a call on another host (it must not run twice) */
+volatile sig_atomic_t durable_call_crossed = false;
 
 static const char *running_class[RUNNING_MAX];
 static const char *running_id[RUNNING_MAX];

@@ -51,9 +51,11 @@
 #define BUSY_TICK_MS 10
 #define DUE_LOOK_MS 1000
 #define RESTART_DELAY_MS 1000	/* a host that died is started again after this */
+#define ASK_AGAIN_MS 1000		/* a host that would not leave is asked again after this */
 
 static BackgroundWorkerHandle **handles = NULL;	/* per slot: our last start */
 static TimestampTz *started_at = NULL;
+static TimestampTz *asked_at = NULL;	/* per slot: when make_room last asked it to leave */
 
 static SPIPlanPtr due_plan = NULL;
 
@@ -175,11 +177,13 @@ watch_busy_hosts(void)
 /*
  * make_room
  *		A caller found every slot taken: ask the running host that was idle
- *		longest (and is idle now) to leave.
+ *		longest (and is idle now, and was not asked within ASK_AGAIN_MS: it
+ *		stays while it has work due soon) to leave.
  */
 static void
 make_room(void)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz oldest = 0;
 	int			victim = -1;
 	int			i;
@@ -193,7 +197,8 @@ make_room(void)
 
 		DurableHostSlotInfo(i, &state, &owner, &home);
 		if (state != DURABLE_HOST_RUNNING || DurableHostBusy(i, 0, NULL) ||
-			!DurableRingEmpty(i))
+			!DurableRingEmpty(i) ||
+			!TimestampDifferenceExceeds(asked_at[i], now, ASK_AGAIN_MS))
 			continue;
 		last = DurableHostLastActive(i);
 		if (victim < 0 || last < oldest)
@@ -203,13 +208,16 @@ make_room(void)
 		}
 	}
 	if (victim >= 0)
+	{
+		asked_at[victim] = now;
 		DurableHostAskRetire(victim);
+	}
 }
 
 /*
  * start_hosts_with_due_work
  *		In a transaction: reserve the home hosts of owners that have alarms
- *		falling due within a second, or pending sends, and no running host.
+ *		or sends falling due within a second, and no running host.
  */
 static void
 start_hosts_with_due_work(void *unused)
@@ -225,7 +233,9 @@ start_hosts_with_due_work(void *unused)
 		"SELECT c.owner::pg_catalog.oid, (o.shard OPERATOR(pg_catalog.%) $1)::pg_catalog.int4 "
 		"  FROM durable._outbox o JOIN durable._classes c "
 		"    ON c.name OPERATOR(pg_catalog.=) o.class "
-		" WHERE c.owner IS NOT NULL";
+		" WHERE o.not_before OPERATOR(pg_catalog.<=) "
+		"       (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) '1 second'::pg_catalog.interval) "
+		"   AND c.owner IS NOT NULL";
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 	DurableSpiState spi;
@@ -287,6 +297,8 @@ DurableSchedulerMain(Datum main_arg)
 									 sizeof(BackgroundWorkerHandle *) * DurableHostSlots());
 	started_at = MemoryContextAllocZero(TopMemoryContext,
 										sizeof(TimestampTz) * DurableHostSlots());
+	asked_at = MemoryContextAllocZero(TopMemoryContext,
+									  sizeof(TimestampTz) * DurableHostSlots());
 	DurableSchedulerAttach();
 	ereport(LOG,
 			(errmsg("pg_durable_objects scheduler started in database \"%s\"",

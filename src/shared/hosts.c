@@ -653,30 +653,35 @@ DurableHostChain(int hostno)
 
 /*
  * DurableHostMailboxPut
- *		If the host's running call waits for another object and its mailbox
- *		is empty, put the request there (it runs it nested in its waiting
- *		call) and wake it.  *generation gets the host's generation either way.
+ *		If the host's running call waits in the chain of req (the chain came
+ *		back to it) and its mailbox is empty, put the request there (it runs
+ *		it nested in its waiting call) and wake it.  *generation gets the
+ *		host's generation either way.
  */
-bool
+DurableMailboxResult
 DurableHostMailboxPut(int hostno, const DurableRequest *req, uint32 *generation)
 {
 	HostSlot   *host = slot(hostno);
-	bool		handed = false;
+	DurableMailboxResult result = DURABLE_MAILBOX_NOT_WAITING;
 	int			procno = -1;
 
 	SpinLockAcquire(&host->mutex);
-	if (host->pid != 0 && host->waiting_chain != 0 && !host->mailbox_full)
+	if (host->pid != 0 && host->waiting_chain != 0 && host->waiting_chain == req->chain)
 	{
-		host->mailbox = *req;
-		host->mailbox_full = true;
-		procno = host->procno;
-		handed = true;
+		result = DURABLE_MAILBOX_FULL;
+		if (!host->mailbox_full)
+		{
+			host->mailbox = *req;
+			host->mailbox_full = true;
+			procno = host->procno;
+			result = DURABLE_MAILBOX_HANDED;
+		}
 	}
 	*generation = host->generation;
 	SpinLockRelease(&host->mutex);
-	if (handed)
+	if (result == DURABLE_MAILBOX_HANDED)
 		DurableWakeProc(procno);
-	return handed;
+	return result;
 }
 
 /*

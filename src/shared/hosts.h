@@ -110,7 +110,15 @@ extern bool DurableHostTakeWorkPending(int hostno);
 /* the mailbox of a host that waits in a chain of calls between objects */
 extern void DurableHostSwapChain(int hostno, uint64 chain, uint64 *old_chain);
 extern uint64 DurableHostChain(int hostno);
-extern bool DurableHostMailboxPut(int hostno, const DurableRequest *req, uint32 *generation);
+typedef enum DurableMailboxResult
+{
+	DURABLE_MAILBOX_HANDED,		/* in the mailbox, the host woken */
+	DURABLE_MAILBOX_FULL,		/* the host waits, but its mailbox holds another call */
+	DURABLE_MAILBOX_NOT_WAITING /* the host does not wait in a call */
+} DurableMailboxResult;
+
+extern DurableMailboxResult DurableHostMailboxPut(int hostno, const DurableRequest *req,
+												  uint32 *generation);
 extern bool DurableHostMailboxTake(int hostno, DurableRequest *req, bool stop_waiting);
 
 /* counters */

@@ -517,29 +517,30 @@ DurableSubmit(Oid owner, uint32 shard, DurableRequest *req, int *hostno, uint32 
 /*
  * DurableSubmitToWaitingHost
  *		A call between objects: if the called object is held (taken, not
- *		committed, not running) by a host whose running call waits for
- *		another object, hand the call to that host's mailbox: it runs it
- *		nested in its waiting call.  That is how a chain of calls that comes
- *		back to a host goes on, and how two hosts that each hold an object
- *		the other's call needs both go on.  False if not.
+ *		committed, not running) by a host whose running call waits in the
+ *		same chain of calls (the chain came back to it), hand the call to that
+ *		host's mailbox: it runs it nested in its waiting call, as part of the
+ *		same chain.  DURABLE_MAILBOX_FULL: such a host holds it, but its
+ *		mailbox is taken (try again soon: its ring would not be read before
+ *		its wait ends); NOT_WAITING: no such host.
  */
-bool
+DurableMailboxResult
 DurableSubmitToWaitingHost(DurableRequest *req, int *hostno, uint32 *generation)
 {
 	LWLock	   *plock = partition_lock(req->object);
 	Lane	   *lane;
-	bool		handed = false;
+	DurableMailboxResult result = DURABLE_MAILBOX_NOT_WAITING;
 
 	LWLockAcquire(plock, LW_EXCLUSIVE);
 	lane = lane_find(req->object);
-	if (lane != NULL && lane->active > 0 && !lane->running &&
-		DurableHostMailboxPut(lane->hostno, req, generation))
+	if (lane != NULL && lane->active > 0 && !lane->running)
 	{
-		*hostno = lane->hostno;
-		handed = true;
+		result = DurableHostMailboxPut(lane->hostno, req, generation);
+		if (result == DURABLE_MAILBOX_HANDED)
+			*hostno = lane->hostno;
 	}
 	LWLockRelease(plock);
-	return handed;
+	return result;
 }
 
 /* ----------------------------------------------------------------------
@@ -918,8 +919,8 @@ DurableMoveQueued(int hostno, uint64 busy_object)
  *		waits for object target close a cycle of waits?  Follows the waits
  *		from target: a running object waits for what its host's innermost
  *		call waits for; an object held by a host's uncommitted batch waits
- *		for that host's top-level call (unless that call waits itself: then
- *		the host serves the call in its mailbox);
+ *		for that host's top-level call (unless that call waits in our chain:
+ *		then the host serves the call in its mailbox);
  *		a free or merely queued object waits for nothing (the scheduler moves
  *		queued calls off a stuck host).  True, with *closing the object where
  *		the waits came back to our host, if they do.  The caller records its
@@ -927,7 +928,7 @@ DurableMoveQueued(int hostno, uint64 busy_object)
  *		a cycle at the same moment at least one sees it.
  */
 bool
-DurableWaitCloses(int hostno, uint64 target, uint64 *closing)
+DurableWaitCloses(int hostno, uint64 target, uint64 chain, uint64 *closing)
 {
 	uint64		object = target;
 	int			steps;
@@ -957,8 +958,8 @@ DurableWaitCloses(int hostno, uint64 target, uint64 *closing)
 		}
 		else
 		{
-			/* a waiting host serves calls of what it holds in its mailbox */
-			if (DurableHostChain(h) != 0)
+			/* a host waiting in our chain serves the call in its mailbox */
+			if (DurableHostChain(h) != 0 && DurableHostChain(h) == chain)
 				return false;
 			if (h == hostno)
 				break;

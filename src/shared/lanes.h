@@ -30,7 +30,8 @@ extern void DurableLanesShmemStartup(void);
 /* callers: sessions, the gateway, hosts calling other objects */
 extern DurableSubmitResult DurableSubmit(Oid owner, uint32 shard, DurableRequest *req,
 										 int *hostno, uint32 *generation);
-extern bool DurableSubmitToWaitingHost(DurableRequest *req, int *hostno, uint32 *generation);
+extern DurableMailboxResult DurableSubmitToWaitingHost(DurableRequest *req, int *hostno,
+													   uint32 *generation);
 
 /* hosts */
 extern bool DurableTake(int hostno, bool alone_ok, DurableRequest *req, bool *alone,
@@ -50,6 +51,6 @@ extern int	DurableMoveQueued(int hostno, uint64 busy_object);
 extern void DurableMarkSlow(uint64 object);
 
 /* waits between objects */
-extern bool DurableWaitCloses(int hostno, uint64 target, uint64 *closing);
+extern bool DurableWaitCloses(int hostno, uint64 target, uint64 chain, uint64 *closing);
 
 #endif							/* DURABLE_LANES_H */

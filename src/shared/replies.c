@@ -49,6 +49,21 @@
 #define POLL_US 60
 #define POLL_SKIP 8
 
+/*
+ * A host that waits for a call may serve other calls meanwhile (its mailbox)
+ * and wait for their calls in turn: its outer waits are parked, and a reply
+ * or a start for one of them is taken while an inner wait goes on.
+ */
+#define PARKED_MAX 40			/* deeper than calls between objects may nest */
+
+typedef struct ParkedWait
+{
+	uint64		seq;
+	uint64		done_seq;
+	int32		status;
+	dsa_pointer reply;
+} ParkedWait;
+
 typedef struct ReplySlot
 {
 	slock_t		mutex;
@@ -58,6 +73,8 @@ typedef struct ReplySlot
 	uint64		started_seq;	/* call a host started running */
 	int32		status;			/* DurableReplyStatus of that reply */
 	dsa_pointer reply;			/* the stored DurableReplyMsg, or InvalidDsaPointer */
+	int			nparked;		/* outer waits, innermost last */
+	ParkedWait	parked[PARKED_MAX];
 } ReplySlot;
 
 typedef struct RepliesShared
@@ -124,26 +141,50 @@ my_slot(void)
  *		Start waiting for a new call; returns its sequence number.  Drops any
  *		reply left over from a call this slot's previous user abandoned.
  *		*outer gets the call the slot waited for until now (0: none), which a
- *		host in a chain of nested calls waits for again afterwards
- *		(DurableReplySlotResume): nested waits end in LIFO order.
+ *		host that serves calls while it waits waits for again afterwards
+ *		(DurableReplySlotResume): nested waits end in LIFO order.  The outer
+ *		wait is parked meanwhile: its reply may come during the inner one.
  */
 uint64
 DurableReplySlotBegin(uint64 *outer)
 {
 	ReplySlot *slot = my_slot();
-	dsa_pointer stale;
+	dsa_pointer stale = InvalidDsaPointer;
 	uint64		seq;
+	bool		too_deep = false;
 
 	SpinLockAcquire(&slot->mutex);
 	*outer = slot->waiting_seq;
-	stale = slot->reply;
-	slot->reply = InvalidDsaPointer;
-	seq = ++slot->last_seq;
-	slot->waiting_seq = seq;
-	slot->done_seq = 0;
-	slot->status = DURABLE_REPLY_NONE;
+	if (slot->waiting_seq == 0)
+	{
+		stale = slot->reply;
+		slot->nparked = 0;
+	}
+	else if (slot->nparked < PARKED_MAX)
+	{
+		ParkedWait *p = &slot->parked[slot->nparked++];
+
+		p->seq = slot->waiting_seq;
+		p->done_seq = slot->done_seq;
+		p->status = slot->status;
+		p->reply = slot->reply;
+	}
+	else
+		too_deep = true;
+	if (!too_deep)
+	{
+		slot->reply = InvalidDsaPointer;
+		seq = ++slot->last_seq;
+		slot->waiting_seq = seq;
+		slot->done_seq = 0;
+		slot->status = DURABLE_REPLY_NONE;
+	}
 	SpinLockRelease(&slot->mutex);
 
+	if (too_deep)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("durable calls nest deeper than %d waits in one process", PARKED_MAX)));
 	DurableMessageFree(stale);
 	return seq;
 }
@@ -161,7 +202,30 @@ DurableReplySlotResume(uint64 outer)
 		return;
 	SpinLockAcquire(&slot->mutex);
 	slot->waiting_seq = outer;
+	slot->done_seq = 0;
+	slot->status = DURABLE_REPLY_NONE;
+	slot->reply = InvalidDsaPointer;
+	if (slot->nparked > 0 && slot->parked[slot->nparked - 1].seq == outer)
+	{
+		ParkedWait *p = &slot->parked[--slot->nparked];
+
+		slot->done_seq = p->done_seq;
+		slot->status = p->status;
+		slot->reply = p->reply;
+	}
 	SpinLockRelease(&slot->mutex);
+}
+
+/* the parked outer wait for seq that has no reply yet, or NULL (mutex held) */
+static ParkedWait *
+parked_waiting(ReplySlot *slot, uint64 seq)
+{
+	int			i;
+
+	for (i = 0; i < slot->nparked; i++)
+		if (slot->parked[i].seq == seq && slot->parked[i].done_seq != seq)
+			return &slot->parked[i];
+	return NULL;
 }
 
 /*
@@ -181,6 +245,8 @@ DurableReplySlotStart(int procno, uint64 seq)
 	waiting = (slot->waiting_seq == seq && slot->done_seq != seq);
 	if (waiting)
 		slot->started_seq = seq;
+	else
+		waiting = parked_waiting(slot, seq) != NULL;
 	SpinLockRelease(&slot->mutex);
 	return waiting;
 }
@@ -229,6 +295,18 @@ DurableReplySlotPublish(int procno, uint64 seq, const DurableReplyMsg *reply)
 		slot->status = status;
 		slot->reply = dp;
 		delivered = true;
+	}
+	else
+	{
+		ParkedWait *p = parked_waiting(slot, seq);
+
+		if (p != NULL)
+		{
+			p->done_seq = seq;
+			p->status = status;
+			p->reply = dp;
+			delivered = true;
+		}
 	}
 	SpinLockRelease(&slot->mutex);
 
@@ -417,21 +495,39 @@ DurableWaitForReply(int hostno, uint64 seq, uint32 generation, bool poll,
 
 /*
  * submit
- *		Hand req to the host that runs its object (to the mailbox of a host
- *		waiting in req's chain, with in_chain), waiting up to start_limit_ms
- *		for a host slot if every one is taken.  ERROR 53400 if the call cannot
- *		be queued.
+ *		Hand req to the host that runs its object (with in_chain, to the
+ *		mailbox of a waiting host that holds it, waiting for the mailbox to
+ *		be free), waiting up to start_limit_ms (else durable.call_timeout)
+ *		for a host slot if every one is taken.  While it waits, while_waiting
+ *		serves the caller's own mailbox.  ERROR 53400 if the call cannot be
+ *		queued.
  */
 static void
 submit(const DurableTarget *target, DurableRequest *req, bool in_chain, int start_limit_ms,
-	   int *hostno, uint32 *generation)
+	   void (*while_waiting) (void), int *hostno, uint32 *generation)
 {
 	TimestampTz since = GetCurrentTimestamp();
 
-	if (in_chain && DurableSubmitToWaitingHost(req, hostno, generation))
-		return;
 	for (;;)
 	{
+		if (in_chain)
+		{
+			DurableMailboxResult r = DurableSubmitToWaitingHost(req, hostno, generation);
+
+			if (r == DURABLE_MAILBOX_HANDED)
+				return;
+			if (r == DURABLE_MAILBOX_FULL)
+			{
+				/* serve our own mailbox meanwhile: its host may be waiting for us */
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 1L, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				if (while_waiting)
+					while_waiting();
+				continue;
+			}
+		}
 		switch (DurableSubmit(target->owner, target->shard, req, hostno, generation))
 		{
 			case DURABLE_SUBMIT_OK:
@@ -443,8 +539,11 @@ submit(const DurableTarget *target, DurableRequest *req, bool in_chain, int star
 						 errdetail("The call was not run.")));
 				break;
 			case DURABLE_SUBMIT_NO_HOST:
+				/* the scheduler asks an idle host of another owner to make room */
 				if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(),
-											   Max(start_limit_ms, 1)))
+											   start_limit_ms > 0 ? start_limit_ms :
+											   durable_call_timeout > 0 ? durable_call_timeout :
+											   HOST_DOWN_LIMIT_MS))
 					ereport(ERROR,
 							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 							 errmsg("no durable host is free for the call"),
@@ -455,6 +554,8 @@ submit(const DurableTarget *target, DurableRequest *req, bool in_chain, int star
 								 10L, PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 				CHECK_FOR_INTERRUPTS();
+				if (while_waiting)
+					while_waiting();
 				break;
 		}
 	}
@@ -501,7 +602,7 @@ DurableCallObject(const DurableTarget *target, DurableRequestKind kind, const Du
 
 	PG_TRY();
 	{
-		submit(target, &req, in_chain, start_limit_ms, &hostno, &generation);
+		submit(target, &req, in_chain, start_limit_ms, while_waiting, &hostno, &generation);
 		req.message = InvalidDsaPointer;	/* the host owns it now */
 		status = DurableWaitForReply(hostno, req.seq, generation,
 									 poll && DurableHostPolling(hostno), start_limit_ms,

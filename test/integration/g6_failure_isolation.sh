@@ -38,7 +38,7 @@ sql "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 PGAPPNAME=g6lock psql -X -q -At -c "BEGIN" \
     -c "SELECT 1 FROM durable._storage WHERE class = 'conc' AND id = 'h' AND key = 'bad' FOR UPDATE" \
-    -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null 2>&1 &
+    -c "SELECT pg_sleep(8)" -c "COMMIT" >/dev/null 2>&1 &
 locker=$!
 wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'g6lock' AND query LIKE '%pg_sleep%'" 10
 sql "SELECT durable.call('conc', 'h', 'slow', '{\"s\": 0.8}')" >/dev/null &
