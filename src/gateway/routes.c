@@ -202,7 +202,7 @@ GatewayEnqueue(const char *class_name, const char *id, const char *method, const
 	req.kind = DURABLE_REQUEST_GATEWAY;
 	req.object = DurableObjectKey(class_name, id);
 	req.message = dp;
-	if (DurableSubmit(cls.owner, shard, &req, &hostno, &generation) != DURABLE_SUBMIT_OK)
+	if (DurableSubmit(cls.owner, shard, &req, &hostno, &generation, NULL) != DURABLE_SUBMIT_OK)
 	{
 		DurableMessageFree(dp);
 		full_homes |= home_bit(cls.owner, shard);

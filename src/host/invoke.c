@@ -76,7 +76,9 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 
 	DurableSandboxEnter(cls->owner, nested, &sandbox);
 	DurableRunningPush(cls->name, id, cls->owner, socket);
-	DurableSetRunning(object, true);
+	/* a top-level call's object is its host's busy object (hosts.c) */
+	if (nested)
+		DurableSetRunning(object, true);
 
 	PG_TRY();
 	{
@@ -93,13 +95,15 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 	}
 	PG_CATCH();
 	{
-		DurableSetRunning(object, false);
+		if (nested)
+			DurableSetRunning(object, false);
 		DurableRunningPop();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	DurableSetRunning(object, false);
+	if (nested)
+		DurableSetRunning(object, false);
 	DurableRunningPop();
 	DurableSandboxLeave(&sandbox);
 	return result;

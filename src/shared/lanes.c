@@ -70,7 +70,8 @@ typedef struct Lane
 	int			hostno;			/* the host that runs it */
 	int			queued;			/* its calls in that host's ring */
 	int			active;			/* its calls that host took and has not committed */
-	bool		running;		/* on that host's stack of running calls now */
+	bool		running;		/* nested on that host's stack of running calls now (its
+								 * top-level call's object is the host's busy object) */
 } Lane;
 
 typedef struct SlowEntry
@@ -339,6 +340,20 @@ runner_take(uint64 object, int hostno)
 	return same;
 }
 
+/*
+ * lane_running
+ *		Whether the lane's object is running on its host now: nested in a
+ *		call (running), or as the host's top-level call (its busy object).
+ */
+static bool
+lane_running(Lane *lane)
+{
+	uint64		busy = 0;
+
+	return lane->running ||
+		(DurableHostBusy(lane->hostno, 0, &busy) && busy == lane->object);
+}
+
 /* ----------------------------------------------------------------------
  * Choosing a host
  * ----------------------------------------------------------------------
@@ -457,10 +472,13 @@ submitted(int hostno, uint32 *generation)
  * DurableSubmit
  *		Put call req (req->object set) of an object of owner, with this shard,
  *		on the ring of the host that runs it (see the file header) and wake
- *		that host.  *hostno and *generation get where it went.
+ *		that host.  *hostno and *generation get where it went, *was_polling
+ *		(unless NULL) whether that host was polling its ring (its caller may
+ *		then watch for the reply rather than sleep).
  */
 DurableSubmitResult
-DurableSubmit(Oid owner, uint32 shard, DurableRequest *req, int *hostno, uint32 *generation)
+DurableSubmit(Oid owner, uint32 shard, DurableRequest *req, int *hostno, uint32 *generation,
+			  bool *was_polling)
 {
 	uint64		object = req->object;
 	LWLock	   *plock = partition_lock(object);
@@ -495,7 +513,12 @@ DurableSubmit(Oid owner, uint32 shard, DurableRequest *req, int *hostno, uint32 
 		ok = ring_has_room(target, 1);
 		closed = ring(target)->closed;
 		if (ok)
+		{
+			/* before the host can see the call: polling, it would stop at once */
+			if (was_polling != NULL)
+				*was_polling = DurableHostPolling(target);
 			ring_append(target, req);
+		}
 		LWLockRelease(ring(target)->lock);
 		if (ok)
 			lane->queued++;
@@ -533,7 +556,7 @@ DurableSubmitToWaitingHost(DurableRequest *req, int *hostno, uint32 *generation)
 
 	LWLockAcquire(plock, LW_EXCLUSIVE);
 	lane = lane_find(req->object);
-	if (lane != NULL && lane->active > 0 && !lane->running)
+	if (lane != NULL && lane->active > 0 && !lane_running(lane))
 	{
 		result = DurableHostMailboxPut(lane->hostno, req, generation);
 		if (result == DURABLE_MAILBOX_HANDED)
@@ -727,7 +750,7 @@ DurableRelease(uint64 object)
 	LWLockRelease(plock);
 }
 
-/* the object starts running on its host's stack (or stops) */
+/* an object starts running nested on its host's stack (or stops) */
 void
 DurableSetRunning(uint64 object, bool running)
 {
@@ -945,7 +968,7 @@ DurableWaitCloses(int hostno, uint64 target, uint64 chain, uint64 *closing)
 		if (lane != NULL && lane->active > 0)
 		{
 			h = lane->hostno;
-			running = lane->running;
+			running = lane_running(lane);
 		}
 		LWLockRelease(plock);
 		if (h < 0)

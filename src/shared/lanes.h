@@ -29,7 +29,7 @@ extern void DurableLanesShmemStartup(void);
 
 /* callers: sessions, the gateway, hosts calling other objects */
 extern DurableSubmitResult DurableSubmit(Oid owner, uint32 shard, DurableRequest *req,
-										 int *hostno, uint32 *generation);
+										 int *hostno, uint32 *generation, bool *was_polling);
 extern DurableMailboxResult DurableSubmitToWaitingHost(DurableRequest *req, int *hostno,
 													   uint32 *generation);
 

@@ -504,7 +504,7 @@ DurableWaitForReply(int hostno, uint64 seq, uint32 generation, bool poll,
  */
 static void
 submit(const DurableTarget *target, DurableRequest *req, bool in_chain, int start_limit_ms,
-	   void (*while_waiting) (void), int *hostno, uint32 *generation)
+	   void (*while_waiting) (void), int *hostno, uint32 *generation, bool *was_polling)
 {
 	TimestampTz since = GetCurrentTimestamp();
 
@@ -528,7 +528,8 @@ submit(const DurableTarget *target, DurableRequest *req, bool in_chain, int star
 				continue;
 			}
 		}
-		switch (DurableSubmit(target->owner, target->shard, req, hostno, generation))
+		switch (DurableSubmit(target->owner, target->shard, req, hostno, generation,
+							  was_polling))
 		{
 			case DURABLE_SUBMIT_OK:
 				return;
@@ -583,6 +584,7 @@ DurableCallObject(const DurableTarget *target, DurableRequestKind kind, const Du
 	int			hostno = -1;
 	uint64		outer_seq;
 	DurableReplyStatus status = DURABLE_REPLY_NONE;
+	bool		was_polling = false;
 
 	memset(&req, 0, sizeof(req));
 	req.seq = DurableReplySlotBegin(&outer_seq);
@@ -602,11 +604,11 @@ DurableCallObject(const DurableTarget *target, DurableRequestKind kind, const Du
 
 	PG_TRY();
 	{
-		submit(target, &req, in_chain, start_limit_ms, while_waiting, &hostno, &generation);
+		submit(target, &req, in_chain, start_limit_ms, while_waiting, &hostno, &generation,
+			   &was_polling);
 		req.message = InvalidDsaPointer;	/* the host owns it now */
-		status = DurableWaitForReply(hostno, req.seq, generation,
-									 poll && DurableHostPolling(hostno), start_limit_ms,
-									 reply, while_waiting);
+		status = DurableWaitForReply(hostno, req.seq, generation, poll && was_polling,
+									 start_limit_ms, reply, while_waiting);
 	}
 	PG_CATCH();
 	{

@@ -4,8 +4,8 @@
 #    then fails leaves none of them (and a caught error inside the handler undoes only its
 #    own block);
 #  - the same call that succeeds leaves all of them;
-#  - under load, kill -9 of the whole server: afterwards every object has all 20 keys of a
-#    call with one value, or none of them: no call is half applied.
+#  - under load (16 clients sharing 20 objects), kill -9 of the whole server: afterwards every
+#    object has all 20 keys of a call with one value, or none of them: no call is half applied.
 source "$TEST_ROOT/test/lib.sh"
 set -u
 tmp=$(mktemp -d)
@@ -97,7 +97,8 @@ client() {
         i=$((i + 1))
     done
 }
-for c in 1 2 3 4; do client "$c" & done
+# 16 clients, four to a group of 5 objects: the objects' calls queue, batch and move between hosts
+for c in $(seq 1 16); do client "$((c % 4))" & done
 sleep 2
 cluster_kill9
 touch "$tmp/stop"
