@@ -42,10 +42,8 @@ static TimestampTz last_cycle_check = 0;
 static void
 check_cycle(void)
 {
-	uint64		closing;
-
 	last_cycle_check = GetCurrentTimestamp();
-	if (DurableWaitCloses(durable_host_number, waiting_for, waiting_chain, &closing))
+	if (DurableWaitCloses(durable_host_number, waiting_for, waiting_chain))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 				 errmsg("deadlock detected: a cycle of synchronous calls between objects"),

@@ -483,6 +483,13 @@ work_due(void)
 	return false;
 }
 
+/* a home host that should look for due work at once (extra hosts never look) */
+static bool
+looks_again(void)
+{
+	return work_dirty && durable_host_home >= 0;
+}
+
 /*
  * wait_timeout_ms
  *		How long the loop may sleep: until the next pending item, at most 1 s.
@@ -493,7 +500,7 @@ wait_timeout_ms(void)
 	TimestampTz now = GetCurrentTimestamp();
 	int64		us;
 
-	if (work_dirty && durable_host_home >= 0)
+	if (looks_again())
 		return 0;
 	if (next_wake == 0)
 		return 1000L;
@@ -524,7 +531,7 @@ leave_if_idle(void)
 	bool		asked = DurableHostRetireAsked(durable_host_number);
 
 	/* due work soon keeps it; later work starts it again (the scheduler looks each second) */
-	if (DurableHeldCount() > 0 || (work_dirty && durable_host_home >= 0) ||
+	if (DurableHeldCount() > 0 || looks_again() ||
 		!DurableRingEmpty(durable_host_number) ||
 		(next_wake != 0 && next_wake < TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 																   LEAVE_BEFORE_WORK_MS)))

@@ -945,13 +945,13 @@ DurableMoveQueued(int hostno, uint64 busy_object)
  *		for that host's top-level call (unless that call waits in our chain:
  *		then the host serves the call in its mailbox);
  *		a free or merely queued object waits for nothing (the scheduler moves
- *		queued calls off a stuck host).  True, with *closing the object where
- *		the waits came back to our host, if they do.  The caller records its
+ *		queued calls off a stuck host).  True if the waits come back to our
+ *		host.  The caller records its
  *		own wait first (DurableHostSetWaitsFor), so that of two calls closing
  *		a cycle at the same moment at least one sees it.
  */
 bool
-DurableWaitCloses(int hostno, uint64 target, uint64 chain, uint64 *closing)
+DurableWaitCloses(int hostno, uint64 target, uint64 chain)
 {
 	uint64		object = target;
 	int			steps;
@@ -990,8 +990,5 @@ DurableWaitCloses(int hostno, uint64 target, uint64 chain, uint64 *closing)
 				return false;
 		}
 	}
-	if (object == 0 || steps >= WAIT_WALK_MAX)
-		return false;
-	*closing = object;
-	return true;
+	return object != 0 && steps < WAIT_WALK_MAX;
 }
