@@ -30,6 +30,8 @@
 
 /* how often a waiting call looks for a cycle again */
 #define CYCLE_RECHECK_MS 100
+/* how long a cycle found must last to be one (see check_cycle) */
+#define CYCLE_CONFIRM_US 2000
 
 static uint64 waiting_for = 0;	/* the object this host's innermost call waits for */
 static uint64 waiting_chain = 0;
@@ -37,18 +39,25 @@ static TimestampTz last_cycle_check = 0;
 
 /*
  * check_cycle
- *		ERROR 40P01 if the wait for waiting_for closes a cycle of waits.
+ *		ERROR 40P01 if the wait for waiting_for closes a cycle of waits, seen
+ *		by two looks CYCLE_CONFIRM_US apart.  The walk reads other hosts'
+ *		waits without a common lock, so one look can put together a wait that
+ *		just ended with one that just began; a real cycle does not go away.
  */
 static void
 check_cycle(void)
 {
 	last_cycle_check = GetCurrentTimestamp();
-	if (DurableWaitCloses(durable_host_number, waiting_for, waiting_chain))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-				 errmsg("deadlock detected: a cycle of synchronous calls between objects"),
-				 errdetail("The called object waits, directly or not, for an object this call holds."),
-				 errhint("Use durable.send() for one direction of the conversation.")));
+	if (!DurableWaitCloses(durable_host_number, waiting_for, waiting_chain))
+		return;
+	pg_usleep(CYCLE_CONFIRM_US);
+	if (!DurableWaitCloses(durable_host_number, waiting_for, waiting_chain))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+			 errmsg("deadlock detected: a cycle of synchronous calls between objects"),
+			 errdetail("The called object waits, directly or not, for an object this call holds."),
+			 errhint("Use durable.send() for one direction of the conversation.")));
 }
 
 /*
