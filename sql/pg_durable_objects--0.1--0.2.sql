@@ -184,3 +184,93 @@ AS 'MODULE_PATHNAME', 'durable_events'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION durable.events(text, text, bigint) IS
     'The retained events of object (class, id) after since, oldest first (binary ones as {"binary": base64}); needs EXECUTE on the class handler';
+
+--------------------------------------------------------------------------------
+-- State migrations (issue 16)
+--
+-- A class has a version (option "version", default 1) that may only grow.  An
+-- object's version is its row in durable._versions, written only by the host
+-- that runs the object: after its lifecycle call $migrate {"from", "to"}
+-- returned (in the same transaction), or at its first call when it has no
+-- state yet (a new object starts at the class version).  An object with
+-- storage and no row is at the class's base_version, the version the class
+-- was created with; so while a class stays at its first version no row is
+-- written or read.  durable.migrate_all(class) migrates every object that is
+-- behind, through the objects' hosts (docs/internals.md, State migrations).
+--------------------------------------------------------------------------------
+
+ALTER TABLE durable._classes
+    ADD COLUMN base_version integer NOT NULL DEFAULT 1 CHECK (base_version OPERATOR(pg_catalog.>=) 1);
+UPDATE durable._classes
+   SET base_version = coalesce((options OPERATOR(pg_catalog.->>) 'version')::integer, 1);
+
+CREATE TABLE durable._versions (
+    class   text COLLATE "C" NOT NULL,
+    id      text COLLATE "C" NOT NULL,
+    version integer NOT NULL,
+    PRIMARY KEY (class, id)
+);
+COMMENT ON TABLE durable._versions IS
+    'Private: the state version of objects that ran $migrate or were created above their class''s base_version';
+SELECT pg_catalog.pg_extension_config_dump('durable._versions', '');
+REVOKE ALL ON durable._versions FROM PUBLIC;
+
+CREATE FUNCTION durable.migrate_all(class text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'durable_migrate_all'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION durable.migrate_all(text) IS
+    'Run $migrate now on every object of the class that is behind its version (class owner or superuser); returns how many it migrated';
+
+CREATE OR REPLACE VIEW durable.classes WITH (security_barrier) AS
+SELECT c.name,
+       p.oid::pg_catalog.regprocedure AS handler,
+       c.owner,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::boolean, false) AS websocket,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::boolean, false) AS http,
+       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') AS durability,
+       c.options OPERATOR(pg_catalog.->) 'auto_response' AS auto_response,
+       c.options,
+       c.created_at,
+       c.updated_at,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'version')::integer, 1) AS version
+  FROM durable._classes c
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
+ WHERE durable._visible(c.owner);
+
+-- version: the object's row; else the base version if it has storage; else (new) the class's
+CREATE OR REPLACE VIEW durable.objects WITH (security_barrier) AS
+SELECT o.class, o.id,
+       coalesce(s.keys, 0) AS keys,
+       coalesce(s.bytes, 0) AS bytes,
+       coalesce(k.sockets, 0) AS sockets,
+       r.id IS NOT NULL AS in_memory,
+       r.last_call_at,
+       coalesce(v.version,
+                CASE WHEN s.keys IS NOT NULL THEN c.base_version
+                     ELSE coalesce((c.options OPERATOR(pg_catalog.->>) 'version')::integer, 1)
+                END) AS version
+  FROM (SELECT st.class, st.id FROM durable._storage st
+        UNION
+        SELECT re.class, re.id FROM durable._residency re
+        UNION
+        SELECT so.class, so.id FROM durable._sockets so
+         WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()) o
+  LEFT JOIN (SELECT st.class, st.id, pg_catalog.count(*) AS keys,
+                    pg_catalog.sum(pg_catalog.octet_length(st.key) OPERATOR(pg_catalog.+)
+                                   pg_catalog.pg_column_size(st.value))::bigint AS bytes
+               FROM durable._storage st
+              GROUP BY st.class, st.id) s
+         ON s.class OPERATOR(pg_catalog.=) o.class AND s.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN (SELECT so.class, so.id, pg_catalog.count(*) AS sockets
+               FROM durable._sockets so
+              WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()
+              GROUP BY so.class, so.id) k
+         ON k.class OPERATOR(pg_catalog.=) o.class AND k.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN durable._residency r
+         ON r.class OPERATOR(pg_catalog.=) o.class AND r.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN durable._versions v
+         ON v.class OPERATOR(pg_catalog.=) o.class AND v.id OPERATOR(pg_catalog.=) o.id
+  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) o.class
+ WHERE durable._visible(c.owner);

@@ -6,7 +6,7 @@
  * The host's files, from the bottom up: running.c (what runs), sandbox.c
  * (what a handler starts with and leaves), outbound.c (messages held until
  * commit), events.c (event streams), storage_cache.c, storage.c, alarm.c, sockets.c, work.c (alarms
- * and sends), invoke.c (one call), call_io.c (a call in and its outcome
+ * and sends), versions.c (objects' versions), invoke.c (one call), call_io.c (a call in and its outcome
  * out), calls.c (calls between objects), residency.c, upkeep.c (host 0),
  * poll.c and host.c (the loop).  Each uses only files before it.
  *
@@ -73,6 +73,11 @@ typedef struct DurableCall
 	int64		resume_since;
 	int64		resume_mark;	/* the object's newest seq before that $connect ran */
 	bool		async_commit;	/* its class commits asynchronously */
+	/* state migrations (versions.c, invoke.c) */
+	bool		migrate_first;	/* the object must run $migrate before this call */
+	bool		migrating;		/* this is that $migrate: from, to below */
+	int32		migrate_from;
+	int32		migrate_to;
 } DurableCall;
 
 /* running.c */
@@ -156,6 +161,13 @@ extern bool DurableSocketBeforeCall(DurableCall *call);
 extern void DurableSocketAfterFailure(DurableCall *call);
 extern void DurableSocketAfterCall(DurableCall *call, Jsonb *result);
 extern void DurableSocketsCleanup(void);
+
+/* versions.c */
+extern bool DurableVersionCheck(const DurableClass *cls, const char *id, uint64 object,
+								int32 *from);
+extern void DurableVersionSet(const DurableClass *cls, const char *id, uint64 object,
+							  int32 version);
+extern Jsonb *DurableVersionArgs(int32 from, int32 to);
 
 /* invoke.c */
 extern void DurableInvokeInit(void);

@@ -29,6 +29,16 @@
  * rolled back with no error (call->preempted), and host.c runs it again
  * alone once the batch without it committed.
  *
+ * Before any other call of an object whose state is older than its class's
+ * version (versions.c), the object runs $migrate {"from", "to"} as a call
+ * of its own: its own subtransaction, sandbox and time limit, in the same
+ * batch, the object held throughout (so nothing runs in between).  If it
+ * fails, the call that triggered it fails with its error and nothing is
+ * recorded, so the next call tries again.  An inline call migrates its
+ * object the same way, inside the calling call.  A request for method
+ * $migrate (only durable.migrate_all sends one) migrates the object if it
+ * is due and answers whether it did.
+ *
  * IDENTIFICATION
  *	  src/host/invoke.c
  *
@@ -43,6 +53,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -118,6 +129,8 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 static void
 lookup_runnable(const char *class_name, DurableClass *cls)
 {
+	/* a class (re)defined before this call was sent is the one it runs as */
+	AcceptInvalidationMessages();
 	DurableClassLookup(class_name, cls, false);
 	DurableClassCheckRunnable(cls);
 	if (cls->owner != durable_host_owner)
@@ -129,29 +142,23 @@ lookup_runnable(const char *class_name, DurableClass *cls)
 }
 
 /*
- * DurableInvokeInline
- *		Run a call of another object this host now holds (calls.c) right
- *		now, inside the running call (a durable.call from a handler), in a
- *		subtransaction of its own: its writes commit with the calling call;
- *		its error is raised in the caller after its subtransaction rolled
- *		back.  cache_valid: see DurableCacheBeginCall.
+ * inline_run
+ *		The handler run of DurableInvokeInline, in a subtransaction of its own;
+ *		migrate_to > 0: it is $migrate, and the object's version is recorded.
  */
-Jsonb *
-DurableInvokeInline(const char *class_name, const char *id, const char *method,
-					Jsonb *args, bool cache_valid, bool *isnull)
+static Jsonb *
+inline_run(DurableClass *cls, const char *id, const char *method, Jsonb *args,
+		   int32 migrate_to, bool *isnull)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	DurableClass cls;
 	Jsonb	   *volatile result = NULL;
 
-	lookup_runnable(class_name, &cls);
-	DurableCacheBeginCall(DurableObjectKey(class_name, id), cache_valid);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		Datum		d = run_handler(&cls, id, method, args, 0, isnull);
+		Datum		d = run_handler(cls, id, method, args, 0, isnull);
 
 		if (!*isnull)
 		{
@@ -160,6 +167,8 @@ DurableInvokeInline(const char *class_name, const char *id, const char *method,
 			result = MemoryContextAlloc(oldcxt, VARSIZE(jb));
 			memcpy(result, jb, VARSIZE(jb));
 		}
+		if (migrate_to > 0)
+			DurableVersionSet(cls, id, DurableObjectKey(cls->name, id), migrate_to);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -178,6 +187,35 @@ DurableInvokeInline(const char *class_name, const char *id, const char *method,
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
 	return result;
+}
+
+/*
+ * DurableInvokeInline
+ *		Run a call of another object this host now holds (calls.c) right
+ *		now, inside the running call (a durable.call from a handler), in a
+ *		subtransaction of its own: its writes commit with the calling call;
+ *		its error is raised in the caller after its subtransaction rolled
+ *		back.  An object due for $migrate runs it first, the same way (its
+ *		error is the call's).  cache_valid: see DurableCacheBeginCall.
+ */
+Jsonb *
+DurableInvokeInline(const char *class_name, const char *id, const char *method,
+					Jsonb *args, bool cache_valid, bool *isnull)
+{
+	DurableClass cls;
+	uint64		object = DurableObjectKey(class_name, id);
+	int32		from;
+
+	lookup_runnable(class_name, &cls);
+	DurableCacheBeginCall(object, cache_valid);
+	if (strcmp(method, "$migrate") != 0 && DurableVersionCheck(&cls, id, object, &from))
+	{
+		bool		migrate_isnull;
+
+		(void) inline_run(&cls, id, "$migrate", DurableVersionArgs(from, cls.version),
+						  cls.version, &migrate_isnull);
+	}
+	return inline_run(&cls, id, method, args, 0, isnull);
 }
 
 /*
@@ -348,12 +386,50 @@ claim_and_run(DurableCall *call, DurableClass *cls, uint64 outer_chain, bool *is
 }
 
 /*
- * DurableInvoke
- *		Run call in a subtransaction of the current transaction and record its
- *		outcome in call (result or error), allocated in resultcxt.
+ * run_migrate
+ *		The handler run of a $migrate: the one DurableInvoke runs before a
+ *		call (call->migrating: from the object's version to the class's), or
+ *		one that durable.migrate_all asked for, which runs only if the object
+ *		is due and answers true if it ran, else false.  The object's new
+ *		version is recorded in the same subtransaction.
  */
-void
-DurableInvoke(DurableCall *call, MemoryContext resultcxt)
+static Datum
+run_migrate(DurableCall *call, DurableClass *cls, uint64 outer_chain, bool *isnull)
+{
+	Datum		result;
+
+	if (!call->migrating &&
+		!DurableVersionCheck(cls, call->id, call->object, &call->migrate_from))
+	{
+		*isnull = false;
+		return DirectFunctionCall1(jsonb_in, CStringGetDatum("false"));
+	}
+	if (cls->version <= call->migrate_from)
+	{
+		/* the class was dropped and created again meanwhile: nothing to do */
+		*isnull = true;
+		return (Datum) 0;
+	}
+	call->migrate_to = cls->version;
+	call->args = DurableVersionArgs(call->migrate_from, call->migrate_to);
+	DurableChainSet(call->req.chain);
+	result = run_handler(cls, call->id, "$migrate", call->args, 0, isnull);
+	DurableChainSet(outer_chain);
+	DurableVersionSet(cls, call->id, call->object, call->migrate_to);
+	if (call->migrating)
+		return result;
+	*isnull = false;
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum("true"));
+}
+
+/*
+ * invoke_once
+ *		Run call in a subtransaction of the current transaction and record its
+ *		outcome in call (result or error), allocated in resultcxt.  If the
+ *		object must run $migrate first, nothing runs: call->migrate_first.
+ */
+static void
+invoke_once(DurableCall *call, MemoryContext resultcxt)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -383,7 +459,17 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		lookup_runnable(call->class_name, &cls);
 		call->async_commit = cls.async_commit;
 
-		result = claim_and_run(call, &cls, outer_chain, &isnull);
+		if (call->migrating || strcmp(call->method, "$migrate") == 0)
+			result = run_migrate(call, &cls, outer_chain, &isnull);
+		else if (DurableVersionCheck(&cls, call->id, call->object, &call->migrate_from))
+		{
+			/* nothing ran: the object runs $migrate first, as a call of its own */
+			call->migrate_first = true;
+			result = (Datum) 0;
+			isnull = true;
+		}
+		else
+			result = claim_and_run(call, &cls, outer_chain, &isnull);
 		stopped = true;
 		/* a preemption that came too late to cancel anything is forgotten */
 		if (!call->nested && (timed_out = stop_call_timer(&p)))
@@ -466,4 +552,79 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		DurableSandboxEndCall();
 		DurableHostSetIdle(durable_host_number);
 	}
+}
+
+/*
+ * DurableInvoke
+ *		Run call in a subtransaction of the current transaction and record its
+ *		outcome in call (result or error), allocated in resultcxt.  An object
+ *		whose state is older than its class first runs $migrate, as a call of
+ *		its own; if that fails, call fails with its error (an alarm or send
+ *		is rescheduled as for any failure) and did not run.
+ */
+void
+DurableInvoke(DurableCall *call, MemoryContext resultcxt)
+{
+	int			rounds;
+
+	call->migrate_first = false;
+	call->migrating = false;
+	/* a class bumped again meanwhile needs another round; never loop forever */
+	for (rounds = 0;; rounds++)
+	{
+		DurableCall m;
+
+		invoke_once(call, resultcxt);
+		if (!call->migrate_first)
+			return;
+		call->migrate_first = false;
+		if (rounds >= 3)
+		{
+			call->status = DURABLE_REPLY_ERROR;
+			call->error = MemoryContextAllocZero(resultcxt, sizeof(ErrorData));
+			call->error->sqlerrcode = ERRCODE_T_R_SERIALIZATION_FAILURE;
+			call->error->message = MemoryContextStrdup(resultcxt,
+													   "durable class version changed while the object migrated");
+			break;
+		}
+
+		/* the $migrate call: the same object, held, in the same batch */
+		m = *call;
+		m.source = DURABLE_SOURCE_REQUEST;
+		m.req.kind = DURABLE_REQUEST_CALL;
+		m.req.caller = -1;
+		m.method = "$migrate";
+		m.args = NULL;
+		m.args_text = NULL;
+		m.socket = 0;
+		m.token = 0;
+		m.frame_id = NULL;
+		m.result = NULL;
+		m.error = NULL;
+		m.skipped = false;
+		m.connect_tags = NULL;
+		m.connect_reason = NULL;
+		m.migrating = true;
+		invoke_once(&m, resultcxt);
+		if (m.preempted)
+		{
+			call->preempted = true;
+			return;
+		}
+		if (m.status == DURABLE_REPLY_ERROR)
+		{
+			MemoryContext old = MemoryContextSwitchTo(resultcxt);
+
+			call->status = DURABLE_REPLY_ERROR;
+			call->error = m.error;
+			call->error->context = psprintf("durable $migrate of object \"%s\" of class \"%s\" from version %d%s%s",
+											call->id, call->class_name, m.migrate_from,
+											m.error->context ? "\n" : "",
+											m.error->context ? m.error->context : "");
+			MemoryContextSwitchTo(old);
+			break;
+		}
+	}
+	DurableWorkFailed(call);
+	DurableSocketAfterFailure(call);
 }

@@ -47,6 +47,7 @@ static Oid	classes_relid = InvalidOid;
 static Oid	tables_owner = InvalidOid;
 static bool callbacks_registered = false;
 static SPIPlanPtr lookup_plan = NULL;
+static uint64 classes_generation = 0;	/* how often durable._classes changed */
 
 static void
 invalidate_all(void)
@@ -67,6 +68,7 @@ relcache_callback(Datum arg, Oid relid)
 	if (relid == InvalidOid || (OidIsValid(classes_relid) && relid == classes_relid))
 	{
 		invalidate_all();
+		classes_generation++;
 		classes_relid = InvalidOid;
 		tables_owner = InvalidOid;
 		/* the table itself changed (DROP/CREATE EXTENSION): the gateway's copy too */
@@ -257,7 +259,9 @@ load_class(DurableClass *entry)
 		"           OPERATOR(pg_catalog.=) 'async', "
 		"       coalesce((c.options OPERATOR(pg_catalog.#>>) '{retain,events}')::pg_catalog.int4, "
 		"                " CppAsString2(DURABLE_RETAIN_EVENTS_DEFAULT) "), "
-		"       coalesce((c.options OPERATOR(pg_catalog.#>>) '{retain,seconds}')::pg_catalog.int4, 0) "
+		"       coalesce((c.options OPERATOR(pg_catalog.#>>) '{retain,seconds}')::pg_catalog.int4, 0), "
+		"       coalesce((c.options OPERATOR(pg_catalog.->>) 'version')::pg_catalog.int4, 1), "
+		"       c.base_version "
 		"  FROM durable._classes c "
 		"  LEFT JOIN pg_catalog.pg_proc p "
 		"         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler) "
@@ -290,6 +294,9 @@ load_class(DurableClass *entry)
 		entry->async_commit = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 		entry->retain_events = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
 		entry->retain_seconds = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		entry->version = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		entry->base_version = isnull ? entry->version : DatumGetInt32(d);
 		/* a handler some other role owns now never runs as the class */
 		entry->detached = OidIsValid(entry->handler) && handler_owner != entry->owner;
 		if (entry->detached)
@@ -352,6 +359,18 @@ DurableClassCheckRunnable(const DurableClass *cls)
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("the handler of durable class \"%s\" no longer exists", cls->name),
 				 errhint("Define the class again with durable.define_class().")));
+}
+
+/*
+ * DurableClassesGeneration
+ *		A number that changes whenever this process learns that
+ *		durable._classes changed (a class defined or dropped, the extension
+ *		created again): what was cached about classes' objects may be stale.
+ */
+uint64
+DurableClassesGeneration(void)
+{
+	return classes_generation;
 }
 
 /*

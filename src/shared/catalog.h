@@ -29,6 +29,8 @@ typedef struct DurableClass
 	bool		async_commit;	/* durability: async */
 	int32		retain_events;	/* retain.events: the newest events kept */
 	int32		retain_seconds; /* retain.seconds: and only this young; 0: any age */
+	int32		version;		/* option version: its objects' state version (default 1) */
+	int32		base_version;	/* its version when created: of objects with no version row */
 } DurableClass;
 
 /* what DurableSpiBegin changed, for DurableSpiEnd */
@@ -50,6 +52,7 @@ typedef struct DurableStatement
 extern bool DurableClassLookup(const char *name, DurableClass *out, bool missing_ok);
 extern void DurableClassCheckRunnable(const DurableClass *cls);
 extern void DurableClassesInvalidate(void);
+extern uint64 DurableClassesGeneration(void);
 extern bool DurableExtensionPresent(void);
 extern int	DurableSearchPathPush(void);
 extern void DurableSearchPathPop(int level);

@@ -22,6 +22,11 @@
  * classes (54000 beyond; superusers are not limited), counted under a lock
  * on the owner.
  *
+ * A class's option version (default 1) may only grow: its objects run
+ * $migrate when they fall behind (host/versions.c).  The version a class
+ * was created with is kept as its base version: the version of its objects
+ * that have state but no row in durable._versions.
+ *
  * IDENTIFICATION
  *	  src/sql/classes.c
  *
@@ -78,7 +83,7 @@ lock_xact(uint32 field2, uint32 field3, uint16 field4)
  *		already gone when the extension was updated).
  */
 static bool
-lock_and_read_owner(const char *name, Oid *owner)
+lock_and_read_owner(const char *name, Oid *owner, int32 *version)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -95,18 +100,23 @@ lock_and_read_owner(const char *name, Oid *owner)
 	DurableSpiBegin(&spi);
 	/* not read-only: a new snapshot sees what the transaction we waited for did */
 	DurableSpiExecute(DurableSpiPlan(&owner_plan,
-									 "SELECT owner::pg_catalog.oid FROM durable._classes "
+									 "SELECT owner::pg_catalog.oid, "
+									 "       coalesce((options OPERATOR(pg_catalog.->>) 'version')::pg_catalog.int4, 1) "
+									 "  FROM durable._classes "
 									 " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 									 1, types),
 					  values, NULL, false, SPI_OK_SELECT);
 	exists = SPI_processed == 1;
 	*owner = InvalidOid;
+	*version = 1;
 	if (exists)
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 		if (!isnull)
 			*owner = DatumGetObjectId(d);
+		*version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											   2, &isnull));
 	}
 	DurableSpiEnd(&spi);
 	return exists;
@@ -276,6 +286,8 @@ check_options(Jsonb *options)
 					resp->val.string.len <= DURABLE_MAX_AUTO_RESPONSE;
 			}
 		}
+		else if (strcmp(name, "version") == 0)
+			ok = int_in(&v, 1, PG_INT32_MAX);
 		else if (strcmp(name, "retain") == 0)
 			ok = option_is(&v, jbvBinary) && JsonContainerIsObject(v.val.binary.data) &&
 				retain_ok(JsonbValueToJsonb(&v));
@@ -283,12 +295,12 @@ check_options(Jsonb *options)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown class option \"%s\"", name),
-					 errhint("Valid options are websocket, http, durability, auto_response and retain.")));
+					 errhint("Valid options are websocket, http, durability, auto_response, retain and version.")));
 		if (!ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for class option \"%s\"", name),
-					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text} of at most " CppAsString2(DURABLE_MAX_AUTO_RESPONSE) " bytes each, retain takes {\"events\": 0 to " CppAsString2(DURABLE_RETAIN_EVENTS_MAX) ", \"seconds\": 1 to 2147483647}, both optional.")));
+					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text} of at most " CppAsString2(DURABLE_MAX_AUTO_RESPONSE) " bytes each, retain takes {\"events\": 0 to " CppAsString2(DURABLE_RETAIN_EVENTS_MAX) ", \"seconds\": 1 to 2147483647}, both optional, version takes an integer from 1 to 2147483647.")));
 	}
 }
 
@@ -321,9 +333,12 @@ durable_define_class(PG_FUNCTION_ARGS)
 	Jsonb	   *options;
 	Oid			owner;
 	Oid			handler_owner;
+	int32		old_version;
+	int32		version;
+	JsonbValue *v;
 	DurableSpiState spi;
-	Datum		values[4];
-	Oid			types[4] = {TEXTOID, TEXTOID, JSONBOID, OIDOID};
+	Datum		values[5];
+	Oid			types[5] = {TEXTOID, TEXTOID, JSONBOID, OIDOID, INT4OID};
 
 	DurableCheckReady();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -342,8 +357,21 @@ durable_define_class(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of function %s", format_procedure(handler)),
 				 errdetail("The owner of a class is the owner of its handler function.")));
-	if (lock_and_read_owner(name, &owner))
+	v = getKeyJsonValueFromContainer(&options->root, "version", 7, NULL);
+	version = v ? DatumGetInt32(DirectFunctionCall1(numeric_int4,
+													NumericGetDatum(v->val.numeric))) : 1;
+	if (lock_and_read_owner(name, &owner, &old_version))
+	{
 		check_class_owner(name, owner);
+		if (version < old_version)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("durable class \"%s\" is at version %d and cannot go back to version %d",
+							name, old_version, version),
+					 errdetail("Its objects' state may already have been migrated to version %d.",
+							   old_version),
+					 errhint("Define it with version %d or higher.", old_version)));
+	}
 	else
 		owner = InvalidOid;
 	/* a new class, or one that changes hands, counts against its new owner */
@@ -354,14 +382,16 @@ durable_define_class(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(format_procedure_qualified(handler));
 	values[2] = JsonbPGetDatum(options);
 	values[3] = ObjectIdGetDatum(handler_owner);
+	values[4] = Int32GetDatum(version);
 	DurableSpiBegin(&spi);
+	/* a class keeps the version it was created with as its base (versions.c) */
 	DurableSpiExecute(DurableSpiPlan(&upsert_plan,
-									 "INSERT INTO durable._classes (name, handler, options, owner) "
-									 "VALUES ($1, $2, $3, $4::pg_catalog.regrole) "
+									 "INSERT INTO durable._classes (name, handler, options, owner, base_version) "
+									 "VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5) "
 									 "ON CONFLICT (name) DO UPDATE "
 									 "   SET handler = EXCLUDED.handler, options = EXCLUDED.options, "
 									 "       owner = EXCLUDED.owner, updated_at = pg_catalog.now()",
-									 4, types),
+									 5, types),
 					  values, NULL, false, SPI_OK_INSERT);
 	DurableSpiEnd(&spi);
 	DurableClassesInvalidate();
@@ -379,6 +409,7 @@ durable_drop_class(PG_FUNCTION_ARGS)
 	char	   *name;
 	bool		drop_data;
 	Oid			owner;
+	int32		version;
 	DurableSpiState spi;
 	Datum		values[1];
 	Oid			types[1] = {TEXTOID};
@@ -393,7 +424,7 @@ durable_drop_class(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	drop_data = PG_GETARG_BOOL(1);
 	DurableCheckClassName(name);
-	if (!lock_and_read_owner(name, &owner))
+	if (!lock_and_read_owner(name, &owner, &version))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("durable class \"%s\" does not exist", name),
@@ -425,6 +456,8 @@ durable_drop_class(PG_FUNCTION_ARGS)
 									 "     o AS (DELETE FROM durable._outbox "
 									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
 									 "     e AS (DELETE FROM durable._events "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
+									 "     v AS (DELETE FROM durable._versions "
 									 "            WHERE class OPERATOR(pg_catalog.=) $1) "
 									 "DELETE FROM durable._classes WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types),
