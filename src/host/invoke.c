@@ -455,6 +455,8 @@ invoke_once(DurableCall *call, MemoryContext resultcxt)
 		/* a nested call runs under the time limit of its outermost call */
 		if (!call->nested)
 			start_call_timer(call->preemptable);
+		/* a class (re)defined before this call was sent: its snapshot sees it */
+		AcceptInvalidationMessages();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		lookup_runnable(call->class_name, &cls);
 		call->async_commit = cls.async_commit;

@@ -274,8 +274,12 @@ load_class(DurableClass *entry)
 
 	values[0] = CStringGetTextDatum(entry->name);
 	DurableSpiBegin(&spi);
+	/*
+	 * not read-only: a snapshot of its own, taken after the invalidation that
+	 * sent us here, so the class is never cached as an older snapshot saw it
+	 */
 	DurableSpiExecute(DurableSpiPlan(&lookup_plan, sql, 1, argtypes),
-					  values, NULL, true, SPI_OK_SELECT);
+					  values, NULL, false, SPI_OK_SELECT);
 	entry->valid = SPI_processed == 1;
 	if (entry->valid)
 	{
