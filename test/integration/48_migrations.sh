@@ -52,6 +52,12 @@ BEGIN
         RETURN (SELECT jsonb_object_agg(key, value) FROM durable.list());
     WHEN 'callother' THEN
         RETURN durable.call('mig', args->>'id', 'inc');
+    WHEN 'arm' THEN
+        PERFORM durable.set_alarm(now() + interval '2 seconds');
+        RETURN 'true';
+    WHEN '\$alarm' THEN
+        PERFORM durable.put('alarmed', to_jsonb(coalesce(durable.get('alarmed')::int, 0) + 1));
+        RETURN NULL;
     WHEN 'forge' THEN
         INSERT INTO durable._versions VALUES ('mig', id, 1000);
         RETURN 'true';
@@ -228,6 +234,29 @@ is "d1 ran \$migrate (before forge) once, from 6 to 7, and is at 7" \
 as mig_other "SELECT durable.call('mig', 'd2', 'inc')" >/dev/null
 is "another role's call (with EXECUTE) migrates the object, as its owner, once" \
     "$(sql "SELECT durable.call('mig', 'd2', 'dump')->'mlog'" | jq -c '[.[] | select(.to >= 7) | [.from, .to]]')" '[[6,7]]'
+
+# --- an alarm is a call like any other: its object migrates first; a failing $migrate
+#     fails the alarm's attempt (retried with backoff), and the retry migrates and runs it
+call e1 arm >/dev/null
+sql "UPDATE mig_ctl SET fail = true"
+define 8
+if wait_for "SELECT attempt >= 1 FROM durable.alarms WHERE class = 'mig' AND id = 'e1'" 20; then
+    ok "an alarm whose \$migrate fails counts a failed attempt"
+else
+    not_ok "an alarm whose \$migrate fails counts a failed attempt"
+fi
+is "its error is the \$migrate's" \
+    "$(sql "SELECT last_error->>'code' FROM durable.alarms WHERE class = 'mig' AND id = 'e1'")" P0077
+is "the alarm's handler did not run" \
+    "$(sql "SELECT count(*) FROM durable._storage WHERE class = 'mig' AND id = 'e1' AND key IN ('alarmed', 'mlog')")" 0
+sql "UPDATE mig_ctl SET fail = false"
+if wait_for "SELECT NOT EXISTS (SELECT FROM durable.alarms WHERE class = 'mig' AND id = 'e1')" 30; then
+    ok "the alarm's retry ran once \$migrate succeeded"
+else
+    not_ok "the alarm's retry ran once \$migrate succeeded"
+fi
+is "e1 migrated once (7 to 8) and its alarm ran once" \
+    "$(sql "SELECT durable.call('mig', 'e1', 'dump')" | jq -c '[[.mlog[] | [.from, .to]], .alarmed]')" '[[[7,8]],1]'
 
 # --- drop_class forgets the versions; a class created again starts afresh
 sql "SELECT durable.drop_class('mig', true)" >/dev/null
