@@ -395,9 +395,14 @@ export class DurableSocket {
         case 'binary':
             this.binarySeq = msg.seq;
             return;
-        case 'gap':
-            this.#emit('gap', { oldest: msg.oldest, since: this.lastSeq });
+        case 'gap': {
+            const since = this.lastSeq;
+            // a stream behind what the handle saw (the database was restored from a backup):
+            // what follows is new to the app all the same
+            if (since !== null && msg.oldest <= since) this.lastSeq = msg.oldest - 1;
+            this.#emit('gap', { oldest: msg.oldest, since });
             return;
+        }
         default:
             this.#emit('frame', msg);
         }

@@ -260,6 +260,23 @@ test('options.since resumes on the first connect; events at or below lastSeq are
     a.close(); b.close();
 });
 
+test('a since beyond the stream (a restored database) raises gap and delivers the events from oldest', async () => {
+    dcall('it50', 'back', 'shout', { n: 1 });
+    dcall('it50', 'back', 'shout', { n: 2 });
+    const rows = sql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM durable.events('it50', 'back')").split(',').map(Number);
+    const s = open('back', { since: 1e12 });
+    const seen = [];
+    const gaps = [];
+    s.on('event', (data, seq) => seen.push([data.n, seq]));
+    s.on('gap', (g) => gaps.push(g));
+    await s.ready();
+    assert.ok(await waitFor(() => seen.length === 2), `events ${JSON.stringify(seen)}`);
+    assert.deepEqual(gaps, [{ oldest: rows[0], since: 1e12 }]);
+    assert.deepEqual(seen, [[1, rows[0]], [2, rows[1]]]);
+    assert.equal(s.lastSeq, rows[1]);
+    s.close();
+});
+
 test('binary: typed arrays go as binary frames and come back as Uint8Array events with a seq', async () => {
     const s = open('bin', { callTimeout: 30000 });
     const got = [];
