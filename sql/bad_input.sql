@@ -54,6 +54,25 @@ SELECT durable.define_class('w', 'counter', '{"durability": "sometimes"}'); \ech
 SELECT durable.define_class('w', 'counter', '{"colour": "blue"}'); \echo :LAST_ERROR_SQLSTATE
 SELECT durable.define_class('w', 'counter', '[]'); \echo :LAST_ERROR_SQLSTATE
 SELECT durable.define_class('w', 'counter', '{"auto_response": {"request": "ping"}}'); \echo :LAST_ERROR_SQLSTATE
+-- retain: events 0 to 100000, seconds 1 to 2^31-1, whole numbers, nothing else
+SELECT durable.define_class('w', 'counter', '{"retain": {"events": -1}}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.define_class('w', 'counter', '{"retain": {"events": 1.5}}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.define_class('w', 'counter', '{"retain": {"events": 100001}}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.define_class('w', 'counter', '{"retain": {"events": "5"}}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.define_class('w', 'counter', '{"retain": {"seconds": 0}}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.define_class('w', 'counter', '{"retain": {"seconds": 2147483648}}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.define_class('w', 'counter', '{"retain": {"evnts": 5}}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.define_class('w', 'counter', '{"retain": 5}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.define_class('w', 'counter', '{"retain": {"events": 0, "seconds": 60}}');
+SELECT durable.drop_class('w');
+-- a string literal is JSON for broadcast and socket_send (not ambiguous with their bytea variants)
+SELECT durable.broadcast('{"a": 1}'); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.broadcast('\x00ff'::bytea); \echo :LAST_ERROR_SQLSTATE
+SELECT durable.socket_send(1, '{"a": 1}'); \echo :LAST_ERROR_SQLSTATE
+-- durable.events: bad arguments
+SELECT * FROM durable.events('no_such_class', 'x'); \echo :LAST_ERROR_SQLSTATE
+SELECT * FROM durable.events(NULL, 'x'); \echo :LAST_ERROR_SQLSTATE
+SELECT * FROM durable.events('counter', 'nothing yet');
 SELECT durable.define_class('w', 'counter', '{"websocket": true, "http": false, "durability": "async", "auto_response": {"request": "ping", "response": "pong"}}');
 SELECT name, websocket, http, durability, auto_response FROM durable.classes WHERE name = 'w';
 SELECT durable.drop_class('w');

@@ -124,3 +124,63 @@ SELECT h.host, h.pid, h.owner::pg_catalog.regrole AS owner, h.home, h.state, h.b
 COMMENT ON VIEW durable.hosts IS
     'Host workers: the class owner each runs, home number (NULL: an extra host), state, how long its running call has run, whether it waits for another object, objects in memory, queued calls, calls, errors and batches since start';
 GRANT SELECT ON durable.hosts TO PUBLIC;
+
+--------------------------------------------------------------------------------
+-- Event streams (docs/protocol.md, Resuming): every event an object sends gets the next
+-- number of its stream in the call's own transaction; the newest rows are kept for clients
+-- that come back (`?since=N`) and for durable.events().  The newest row of an object is
+-- never pruned: it carries the stream's position.
+--------------------------------------------------------------------------------
+
+CREATE TABLE durable._events (
+    class   text COLLATE "C" NOT NULL,
+    id      text COLLATE "C" NOT NULL,
+    seq     bigint NOT NULL,
+    data    jsonb,                  -- a JSON event
+    bin     bytea,                  -- a binary event (data is NULL)
+    tag     text COLLATE "C",       -- broadcast: only to sockets with this tag
+    socket  bigint,                 -- socket_send: to this socket only (never replayed)
+    at      timestamptz NOT NULL,   -- when the call made it
+    PRIMARY KEY (class, id, seq)
+);
+COMMENT ON TABLE durable._events IS
+    'Private: the retained events of every object (and each object''s newest, which carries its position)';
+SELECT pg_catalog.pg_extension_config_dump('durable._events', '');
+REVOKE ALL ON durable._events FROM PUBLIC;
+
+CREATE FUNCTION durable.broadcast(message bytea, tag text DEFAULT NULL, exclude bigint DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_broadcast'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.broadcast(bytea, text, bigint) IS
+    'Send bytes as a binary frame to every socket of the current object (with the tag; but exclude) after the call commits';
+
+CREATE FUNCTION durable.socket_send(socket bigint, message bytea)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_socket_send'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.socket_send(bigint, bytea) IS
+    'Send bytes as a binary frame to one socket of the current object after the call commits';
+
+-- With a jsonb and a bytea variant, a string literal would match neither better: these text
+-- variants take it as JSON, as 0.1 did (durable.broadcast('{"a": 1}')).
+CREATE FUNCTION durable.broadcast(message text, tag text DEFAULT NULL, exclude bigint DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_broadcast'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.broadcast(text, text, bigint) IS
+    'durable.broadcast(message::jsonb, tag, exclude): a string literal is JSON';
+
+CREATE FUNCTION durable.socket_send(socket bigint, message text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'durable_socket_send'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.socket_send(bigint, text) IS
+    'durable.socket_send(socket, message::jsonb): a string literal is JSON';
+
+CREATE FUNCTION durable.events(class text, id text, since bigint DEFAULT 0)
+RETURNS TABLE (seq bigint, data jsonb, at timestamptz)
+AS 'MODULE_PATHNAME', 'durable_events'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION durable.events(text, text, bigint) IS
+    'The retained events of object (class, id) after since, oldest first (binary ones as {"binary": base64}); needs EXECUTE on the class handler';

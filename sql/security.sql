@@ -21,6 +21,9 @@ BEGIN
     WHEN 'hack_classes' THEN
         UPDATE durable._classes SET handler = 'alice.vault(text,text,jsonb)';
         RETURN 'null';
+    WHEN 'shout' THEN
+        PERFORM durable.broadcast(args);
+        RETURN 'null';
     END CASE;
 END
 $$;
@@ -28,6 +31,7 @@ SELECT durable.define_class('vault', 'alice.vault');
 -- the handler runs as its owner, not as the workers' superuser
 SELECT durable.call('vault', 'v', 'who'); \echo :LAST_ERROR_SQLSTATE
 SELECT durable.call('vault', 'v', 'put', '{"gold": 1}');
+SELECT durable.call('vault', 'v', 'shout', '{"pin": 1234}');
 -- even inside a handler, the extension's tables are out of reach
 SELECT durable.call('vault', 'v', 'hack'); \echo :LAST_ERROR_SQLSTATE
 SELECT durable.call('vault', 'v', 'hack_classes'); \echo :LAST_ERROR_SQLSTATE
@@ -40,8 +44,10 @@ GRANT EXECUTE ON FUNCTION alice.vault(text, text, jsonb) TO durable_carol;
 GRANT USAGE ON SCHEMA alice TO durable_bob, durable_carol;
 RESET ROLE;
 SET ROLE durable_bob;
--- no EXECUTE on the handler: no call
+-- no EXECUTE on the handler: no call, and none of its events
 SELECT durable.call('vault', 'v', 'who'); \echo :LAST_ERROR_SQLSTATE
+SELECT * FROM durable.events('vault', 'v'); \echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM durable._events; \echo :LAST_ERROR_SQLSTATE
 -- not the owner: cannot define a class with someone else's function, redefine or drop a class
 SELECT durable.define_class('bobs', 'alice.vault'); \echo :LAST_ERROR_SQLSTATE
 CREATE FUNCTION pg_temp.mine(id text, method text, args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '1'::jsonb $$;
@@ -60,6 +66,8 @@ SELECT durable.put('secret', '"stolen"'); \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SET ROLE durable_carol;
 SELECT durable.call('vault', 'v', 'who'); \echo :LAST_ERROR_SQLSTATE
+-- EXECUTE: may call, and read the events
+SELECT seq, data FROM durable.events('vault', 'v');
 RESET ROLE;
 -- the vault still holds what its owner put there
 SELECT key, value FROM durable._storage WHERE class = 'vault';

@@ -73,12 +73,13 @@ GatewayFramesStart(void)
 }
 
 /*
- * frame_new
- *		A text frame of the payload in text, with its WebSocket header (FIN,
- *		opcode 1, unmasked; 7-, 16- or 64-bit length) in place before it.
+ * frame_of
+ *		A frame (opcode GW_WS_TEXT or GW_WS_BINARY) of the payload in text,
+ *		with its WebSocket header (FIN, unmasked; 7-, 16- or 64-bit length)
+ *		in place before it.
  */
 static GwFrame *
-frame_new(const GatewayBuf *text)
+frame_of(const GatewayBuf *text, int opcode)
 {
 	GwFrame    *f;
 	unsigned char *h;
@@ -96,7 +97,7 @@ frame_new(const GatewayBuf *text)
 
 	f->hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
 	h = f->data + LWS_PRE - f->hdr;
-	h[0] = 0x81;
+	h[0] = 0x80 | opcode;
 	if (len < 126)
 		h[1] = (unsigned char) len;
 	else if (len < 65536)
@@ -112,6 +113,13 @@ frame_new(const GatewayBuf *text)
 			h[2 + i] = (unsigned char) (len >> (56 - 8 * i));
 	}
 	return f;
+}
+
+/* a text frame of the payload in text */
+static GwFrame *
+frame_new(const GatewayBuf *text)
+{
+	return frame_of(text, GW_WS_TEXT);
 }
 
 /* the frame as it goes on the wire: header, then payload */
@@ -632,26 +640,62 @@ GatewayWriteSocket(GatewayObjSocket *s)
 }
 
 /*
- * GatewayEventFrame
- *		{"type":"event","seq":N,"data":...}: the object's next event, with
- *		data (JSON) as its payload; NULL when out of memory.
+ * GatewayEventFrames
+ *		The frames of event msg (EVENT or SEND): {"type":"event","seq":N,
+ *		"data":...} for JSON, or for bytes {"type":"binary","seq":N} and then
+ *		a binary frame of them (*second; NULL for JSON).  False when out of
+ *		memory.
  */
-GwFrame *
-GatewayEventFrame(GwObject *o, DurableBytes data)
+bool
+GatewayEventFrames(const DurableGatewayMsg *msg, GwFrame **first, GwFrame **second)
 {
 	GatewayBuf	b;
-	GwFrame    *f;
 
-	GatewayBufInit(&b, 48 + data.len);
-	GatewayBufPrintf(&b, "{\"type\":\"event\",\"seq\":" UINT64_FORMAT ",\"data\":", ++o->seq);
-	if (data.data)
-		GatewayBufAppend(&b, data.data, data.len);
-	else
-		GatewayBufAppend(&b, "null", 4);
+	*second = NULL;
+	GatewayBufInit(&b, 48 + (msg->binary ? 0 : msg->data.len));
+	GatewayBufPrintf(&b, "{\"type\":\"%s\",\"seq\":" INT64_FORMAT,
+					 msg->binary ? "binary" : "event", msg->seq);
+	if (!msg->binary)
+	{
+		GatewayBufAppend(&b, ",\"data\":", 8);
+		if (msg->data.data)
+			GatewayBufAppend(&b, msg->data.data, msg->data.len);
+		else
+			GatewayBufAppend(&b, "null", 4);
+	}
 	GatewayBufAppend(&b, "}", 1);
-	f = frame_new(&b);
+	*first = frame_new(&b);
 	GatewayBufFree(&b);
-	return f;
+	if (*first == NULL || !msg->binary)
+		return *first != NULL;
+
+	GatewayBufInit(&b, msg->data.len);
+	if (msg->data.len > 0)
+		GatewayBufAppend(&b, msg->data.data, msg->data.len);
+	*second = frame_of(&b, GW_WS_BINARY);
+	GatewayBufFree(&b);
+	if (*second == NULL)
+	{
+		free(*first);
+		*first = NULL;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * GatewaySendGap
+ *		{"type":"gap","oldest":M}: a resumed socket missed events no longer
+ *		kept; M is the oldest that is.
+ */
+void
+GatewaySendGap(GatewayObjSocket *s, int64 oldest)
+{
+	GatewayBuf	b;
+
+	GatewayBufInit(&b, 48);
+	GatewayBufPrintf(&b, "{\"type\":\"gap\",\"oldest\":" INT64_FORMAT "}", oldest);
+	GatewaySendText(s, &b);
 }
 
 static bool
@@ -667,15 +711,18 @@ socket_has_tag(GatewayObjSocket *s, const char *tag, size_t len)
 
 /*
  * GatewayFanOut
- *		Queue frame f (made for this object) on every accepted socket of the
- *		object, but exclude (0: none), and only those with tag (NULL: all).
+ *		Queue frame f, and then second (if not NULL), made for this object, on
+ *		every accepted socket of the object, but exclude (0: none), and only
+ *		those with tag (NULL: all).
  */
 void
-GatewayFanOut(GwObject *o, GwFrame *f, DurableBytes tag, int64 exclude)
+GatewayFanOut(GwObject *o, GwFrame *f, GwFrame *second, DurableBytes tag, int64 exclude)
 {
 	GatewayObjSocket *s;
 
-	f->refs++;					/* hold it while queuing */
+	f->refs++;					/* hold them while queuing */
+	if (second)
+		second->refs++;
 	for (s = o->sockets; s; s = s->next_in_object)
 	{
 		if (!s->accepted || s->id == exclude)
@@ -683,20 +730,31 @@ GatewayFanOut(GwObject *o, GwFrame *f, DurableBytes tag, int64 exclude)
 		if (tag.data != NULL && !socket_has_tag(s, tag.data, tag.len))
 			continue;
 		GatewayQueueFrame(s, f);
+		if (second)
+			GatewayQueueFrame(s, second);
 	}
 	frame_unref(f);
+	if (second)
+		frame_unref(second);
 }
 
 /*
  * GatewaySendFrame
- *		Queue frame f on one socket, freeing it if nobody took it.
+ *		Queue frame f, and then second (if not NULL), on one socket, freeing
+ *		them if nobody took them.
  */
 void
-GatewaySendFrame(GatewayObjSocket *s, GwFrame *f)
+GatewaySendFrame(GatewayObjSocket *s, GwFrame *f, GwFrame *second)
 {
 	f->refs++;
 	GatewayQueueFrame(s, f);
 	frame_unref(f);
+	if (second)
+	{
+		second->refs++;
+		GatewayQueueFrame(s, second);
+		frame_unref(second);
+	}
 }
 
 /*

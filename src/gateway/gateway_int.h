@@ -293,8 +293,9 @@ typedef struct GwFrame
 /* a whole message of a client, held until it can be handed on */
 typedef struct GwHeld
 {
-	char	   *text;
+	char	   *text;			/* a text message, or a binary one's $message args */
 	size_t		len;
+	bool		binary;
 	size_t		reserved;		/* of the receive budget */
 	struct GwHeld *next;
 } GwHeld;
@@ -360,7 +361,6 @@ struct GwObject
 {
 	char	   *key;			/* class NUL id NUL */
 	size_t		keylen;
-	uint64		seq;			/* last event sequence number */
 	GatewayObjSocket *sockets;
 	GwObject   *next_in_bucket;
 };
@@ -492,9 +492,11 @@ extern void GatewaySendText(GatewayObjSocket *s, GatewayBuf *text);
 extern void GatewaySendError(GatewayObjSocket *s, const char *id_json, const char *code,
 							 const char *message);
 extern void GatewaySendPong(GatewayObjSocket *s, const uint8 *payload, size_t len);
-extern GwFrame *GatewayEventFrame(GwObject *o, DurableBytes data);
-extern void GatewayFanOut(GwObject *o, GwFrame *f, DurableBytes tag, int64 exclude);
-extern void GatewaySendFrame(GatewayObjSocket *s, GwFrame *f);
+extern bool GatewayEventFrames(const DurableGatewayMsg *msg, GwFrame **first, GwFrame **second);
+extern void GatewaySendGap(GatewayObjSocket *s, int64 oldest);
+extern void GatewayFanOut(GwObject *o, GwFrame *f, GwFrame *second, DurableBytes tag,
+						  int64 exclude);
+extern void GatewaySendFrame(GatewayObjSocket *s, GwFrame *f, GwFrame *second);
 extern void GatewayFlushBegin(void);
 extern void GatewayFlushEnd(void);
 extern int	GatewayWriteSocket(GatewayObjSocket *s);

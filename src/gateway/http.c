@@ -157,7 +157,13 @@ preflight(GatewayConn *c, GatewayOrigin origin)
 	return GatewayRespond(c, 204, NULL, NULL, headers);
 }
 
-/* the answer to a GET (or other method) of a WebSocket URL: 404, 403 or 426 */
+/*
+ * socket_url
+ *		The answer to a GET (or other method) of a WebSocket URL: 404, 403 or
+ *		426, so that a browser whose socket failed can learn why.  A page of
+ *		another origin may read it (CORS): a refused origin learns only that
+ *		(before anything about classes), an allowed one the rest.
+ */
 static int
 socket_url(GatewayConn *c)
 {
@@ -165,7 +171,13 @@ socket_url(GatewayConn *c)
 	char	   *id;
 	GatewayClassEntry entry;
 	unsigned int status;
+	GatewayOrigin origin = GatewayOriginCheck(&c->req);
 
+	if (origin == GATEWAY_ORIGIN_REFUSED || origin == GATEWAY_ORIGIN_LISTED)
+		c->cors_origin = GatewayRequestHeader(&c->req, "origin");
+	if (origin == GATEWAY_ORIGIN_REFUSED)
+		return GatewayRespondError(c, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
+								   "origin not allowed");
 	if (!GatewayParseObjectPath(c->req.path, class_name, &id, NULL, false))
 		return GatewayRespondError(c, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
 								   "no such object route");

@@ -63,6 +63,7 @@ handle_message(const DurableParts *parts, void *arg)
 	GatewayObjSocket *s = NULL;
 	GwObject   *o;
 	GwFrame    *f;
+	GwFrame    *second;
 	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
 
 	if (!DurableGatewayMsgDecode(parts, &msg))
@@ -98,16 +99,20 @@ handle_message(const DurableParts *parts, void *arg)
 			o = GatewayFindObject(class_name, msg.id.data, msg.id.len, false);
 			if (o == NULL)
 				break;			/* no socket: nobody to tell */
-			f = GatewayEventFrame(o, msg.data);
-			if (f != NULL)
-				GatewayFanOut(o, f, msg.tag, msg.exclude);
+			if (GatewayEventFrames(&msg, &f, &second))
+				GatewayFanOut(o, f, second, msg.tag, msg.exclude);
 			break;
 		case GATEWAY_MSG_SEND:
 			if (s == NULL)
 				break;
-			f = GatewayEventFrame(s->object, msg.data);
-			if (f != NULL)
-				GatewaySendFrame(s, f);
+			if (GatewayEventFrames(&msg, &f, &second))
+				GatewaySendFrame(s, f, second);
+			else
+				GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
+			break;
+		case GATEWAY_MSG_GAP:
+			if (s != NULL)
+				GatewaySendGap(s, msg.seq);
 			break;
 		case GATEWAY_MSG_CLOSE:
 			if (s != NULL)

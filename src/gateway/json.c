@@ -57,14 +57,15 @@ pairs_object(const char *const *names, const char *const *values, int n)
 
 /*
  * DurableJsonConnectArgs
- *		{"query": {...}, "headers": {...}, "remote_addr": "..."}, malloc'd;
- *		NULL when out of memory.
+ *		{"query": {...}, "headers": {...}, "remote_addr": "..."} and, for a
+ *		socket that resumes (since >= 0), "since": n; malloc'd; NULL when out
+ *		of memory.
  */
 char *
 DurableJsonConnectArgs(const char *const *query_names, const char *const *query_values,
 					   int nquery, const char *const *header_names,
 					   const char *const *header_values, int nheaders,
-					   const char *remote_addr)
+					   const char *remote_addr, int64 since)
 {
 	json_t	   *root = new_object();
 	char	   *text;
@@ -74,6 +75,8 @@ DurableJsonConnectArgs(const char *const *query_names, const char *const *query_
 	json_object_set_new(root, "query", pairs_object(query_names, query_values, nquery));
 	json_object_set_new(root, "headers", pairs_object(header_names, header_values, nheaders));
 	json_object_set_new(root, "remote_addr", json_string(remote_addr ? remote_addr : ""));
+	if (since >= 0)
+		json_object_set_new(root, "since", json_integer((json_int_t) since));
 	text = json_dumps(root, DUMP_FLAGS);
 	json_decref(root);
 	return text;

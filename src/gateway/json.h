@@ -19,7 +19,7 @@ extern char *DurableJsonConnectArgs(const char *const *query_names,
 									const char *const *query_values, int nquery,
 									const char *const *header_names,
 									const char *const *header_values, int nheaders,
-									const char *remote_addr);
+									const char *remote_addr, int64 since);
 extern char *DurableJsonCloseArgs(int64 socket, int code, const char *reason,
 								  const char *tags_json);
 extern int	DurableJsonTags(const char *tags_json, char ***tags);

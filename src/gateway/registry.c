@@ -5,7 +5,7 @@
  *
  * Sockets are found by id (messages from hosts name them), objects by class
  * and id (a broadcast names the object); an object entry exists while it has
- * sockets and carries its event sequence number.  Chained hash tables of
+ * sockets (events come numbered by the hosts).  Chained hash tables of
  * fixed bucket counts, malloc'd at start.
  *
  * IDENTIFICATION

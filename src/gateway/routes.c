@@ -174,8 +174,9 @@ GatewayEnqueue(const char *class_name, const char *id, const char *method, const
 	msg.frame_id = frame_id;
 	memset(&budget, 0, sizeof(budget));
 	budget.account = account;
+	/* room for one largest message, base64-encoded when it was binary */
 	budget.account_limit = Max((uint64) durable_client_area_bytes,
-							   (uint64) durable_max_message_bytes + 65536);
+							   (uint64) durable_max_message_bytes / 3 * 4 + 65536);
 	budget.total_limit = (uint64) durable_message_area_bytes * 1024 / 2;
 	msg.budget = account != 0 ? &budget : NULL;
 

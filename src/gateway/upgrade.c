@@ -10,7 +10,8 @@
  * 4.2.1): 426 without Sec-WebSocket-Version 13, 400 without a proper key or
  * with only subprotocols other than "durable".  An accepted upgrade is
  * answered 101 here and handed on with the args of its $connect (the query,
- * some headers, the peer) to ws.c.
+ * some headers, the peer, and "since" of a socket that resumes: 400 when it
+ * is not a whole number) to ws.c.
  *
  * IDENTIFICATION
  *	  src/gateway/upgrade.c
@@ -20,6 +21,7 @@
 #include "gateway/gateway_int.h"
 #include "gateway/json.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #define MAX_QUERY			32	/* query parameters passed to $connect */
@@ -34,11 +36,45 @@ struct GwPending
 };
 
 /*
+ * resume_since
+ *		The query parameter since=N of a socket that resumes after event N:
+ *		N (0 to 2^63-1, in decimal), -1 when absent, -2 when malformed.
+ */
+static int64
+resume_since(const GatewayRequest *req)
+{
+	const char *cursor = req->query;
+	char	   *name;
+	char	   *value;
+	int64		since = -1;
+
+	while (GatewayQueryNext(&cursor, &name, &value))
+	{
+		if (strcmp(name, "since") == 0)
+		{
+			char	   *end;
+
+			errno = 0;
+			since = strtoll(value, &end, 10);
+			if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+				since < 0)
+				since = -2;
+		}
+		free(name);
+		free(value);
+		if (since == -2)
+			break;
+	}
+	return since;
+}
+
+/*
  * connect_args
- *		The args of $connect: the query, some request headers and the peer.
+ *		The args of $connect: the query (but since), some request headers,
+ *		the peer, and since when the socket resumes.
  */
 static char *
-connect_args(GatewayConn *c)
+connect_args(GatewayConn *c, int64 since)
 {
 	static const char *const headers[] = {
 		"host", "origin", "user-agent", "cookie", "authorization", "accept-language",
@@ -66,11 +102,19 @@ connect_args(GatewayConn *c)
 		nh++;
 	}
 	while (nq < MAX_QUERY && GatewayQueryNext(&cursor, &qnames[nq], &qvalues[nq]))
+	{
+		if (strcmp(qnames[nq], "since") == 0)
+		{
+			free(qnames[nq]);
+			free(qvalues[nq]);
+			continue;
+		}
 		nq++;
+	}
 	peer[0] = '\0';
 	lws_get_peer_simple(c->wsi, peer, sizeof(peer));
 	args = DurableJsonConnectArgs((const char *const *) qnames, (const char *const *) qvalues,
-								  nq, hnames, hvalues, nh, peer);
+								  nq, hnames, hvalues, nh, peer, since);
 	for (i = 0; i < nq; i++)
 	{
 		free(qnames[i]);
@@ -142,6 +186,7 @@ GatewayUpgrade(GatewayConn *c, GwPending **pending)
 	const char *protocol;
 	const char *fault;
 	bool		version;
+	int64		since;
 
 	*pending = NULL;
 	c->close_after = true;		/* any refusal ends the connection */
@@ -166,9 +211,12 @@ GatewayUpgrade(GatewayConn *c, GwPending **pending)
 			return GatewayRespond(c, 426, NULL, NULL, "Sec-WebSocket-Version: 13\r\n");
 		return GatewayRespondError(c, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_PROTOCOL, fault);
 	}
+	if ((since = resume_since(&c->req)) == -2)
+		return refuse(c, id, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_BAD_VALUE,
+					  "since must be a whole number from 0 to 9223372036854775807");
 
 	p = calloc(1, sizeof(GwPending));
-	if (p == NULL || (p->args = connect_args(c)) == NULL)
+	if (p == NULL || (p->args = connect_args(c, since)) == NULL)
 	{
 		free(p);
 		free(id);

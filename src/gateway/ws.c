@@ -12,8 +12,8 @@
  * Frames in (wsframe.c parses them): a text message is assembled from its
  * fragments (at most durable.max_message_bytes, 1009; the receive budget
  * durable.max_receive_bytes over all sockets, 1013), its UTF-8 checked as it
- * comes (1007 at the first bad byte); a binary message closes the socket
- * with 1003; a Ping is answered, a Pong ignored, a Close answered and the
+ * comes (1007 at the first bad byte); a binary message goes to $message as
+ * {"binary": "<base64>"}; a Ping is answered, a Pong ignored, a Close answered and the
  * connection ended.  A protocol violation fails the connection (1002) and
  * nothing the client sends afterwards is read.
  *
@@ -36,6 +36,7 @@
 
 #include <stdlib.h>
 
+#include "common/base64.h"
 #include "utils/timestamp.h"
 
 /* a $close that waits for room after its socket is gone */
@@ -71,17 +72,28 @@ refused(GatewayObjSocket *s)
 
 /*
  * dispatch
- *		A whole text message of a ready socket: an auto_response, an answer
- *		of the gateway (not JSON, a bad call), a call, or $message.  Returns
+ *		A whole message of a ready socket: binary, the args of its $message
+ *		(binary_args, below); text, an auto_response, an answer of the
+ *		gateway (not JSON, a bad call), a call, or $message.  Returns
  *		GATEWAY_WAIT (nothing done) when its call finds no room.
  */
 static GatewayEnqueueResult
-dispatch(GatewayObjSocket *s, const char *text, size_t len)
+dispatch(GatewayObjSocket *s, const char *text, size_t len, bool binary)
 {
 	GatewayFrame frame;
 	const char *error;
 	GatewayEnqueueResult r = GATEWAY_QUEUED;
 
+	if (binary)
+	{
+		r = enqueue(s, "$message", text, NULL);
+		if (r == GATEWAY_REFUSED)
+		{
+			refused(s);
+			r = GATEWAY_QUEUED;
+		}
+		return r;
+	}
 	if (s->has_auto && len == strlen(s->auto_request) &&
 		memcmp(text, s->auto_request, len) == 0)
 	{
@@ -132,7 +144,7 @@ dispatch(GatewayObjSocket *s, const char *text, size_t len)
 
 /* keep a whole message (text, taken over with its reservation) for later */
 static void
-hold(GatewayObjSocket *s, char *text, size_t len, size_t *reserved)
+hold(GatewayObjSocket *s, char *text, size_t len, bool binary, size_t *reserved)
 {
 	GwHeld	   *h = malloc(sizeof(GwHeld));
 
@@ -145,6 +157,7 @@ hold(GatewayObjSocket *s, char *text, size_t len, size_t *reserved)
 	}
 	h->text = text;
 	h->len = len;
+	h->binary = binary;
 	h->reserved = *reserved;
 	*reserved = 0;
 	h->next = NULL;
@@ -194,7 +207,8 @@ drain_held(GatewayObjSocket *s)
 {
 	while (s->held_head != NULL && s->close_code == 0)
 	{
-		if (dispatch(s, s->held_head->text, s->held_head->len) == GATEWAY_WAIT)
+		if (dispatch(s, s->held_head->text, s->held_head->len, s->held_head->binary) ==
+			GATEWAY_WAIT)
 			return false;
 		drop_held(s);
 	}
@@ -239,11 +253,37 @@ retry_socket(void *arg)
 }
 
 /*
+ * binary_args
+ *		The args of the $message of a binary message of len bytes:
+ *		{"binary": "<base64>"} (malloc'd; NULL when out of memory).
+ */
+static char *
+binary_args(const char *bytes, size_t len, size_t *args_len)
+{
+	int			enc = pg_b64_enc_len((int) len);
+	char	   *args = malloc(enc + 16);
+	int			n;
+
+	if (args == NULL)
+		return NULL;
+	memcpy(args, "{\"binary\": \"", 12);
+	n = len > 0 ? pg_b64_encode(bytes, (int) len, args + 12, enc) : 0;
+	if (n < 0)
+	{
+		free(args);
+		return NULL;
+	}
+	memcpy(args + 12 + n, "\"}", 3);
+	*args_len = 12 + n + 2;
+	return args;
+}
+
+/*
  * message_done
- *		A whole text message (s->rx) came: hand it on, or hold it.
+ *		A whole message (s->rx) came, text or binary: hand it on, or hold it.
  */
 static void
-message_done(GatewayObjSocket *s)
+message_done(GatewayObjSocket *s, bool binary)
 {
 	DurableGatewayCounters *gw = DurableGatewayStats();
 	char	   *text = s->rx;
@@ -254,6 +294,19 @@ message_done(GatewayObjSocket *s)
 	pg_atomic_fetch_add_u64(&gw->bytes_in, len);
 	s->rx = NULL;
 	s->rx_len = s->rx_cap = 0;
+	if (binary)
+	{
+		char	   *args = binary_args(text, len, &len);
+
+		free(text);
+		text = args;
+		if (text == NULL)
+		{
+			GatewayRxRelease(&reserved);
+			GatewayCloseSocket(s, DURABLE_CLOSE_INTERNAL, "out of memory", true);
+			return;
+		}
+	}
 	if (text == NULL)
 	{
 		/* an empty message */
@@ -266,12 +319,12 @@ message_done(GatewayObjSocket *s)
 	text[len] = '\0';
 	if (!s->ready || s->held_head != NULL || s->waiter.waiting)
 	{
-		hold(s, text, len, &reserved);
+		hold(s, text, len, binary, &reserved);
 		return;
 	}
-	if (dispatch(s, text, len) == GATEWAY_WAIT)
+	if (dispatch(s, text, len, binary) == GATEWAY_WAIT)
 	{
-		hold(s, text, len, &reserved);
+		hold(s, text, len, binary, &reserved);
 		wait_for_room(s);
 		return;
 	}
@@ -375,8 +428,7 @@ GatewayWsInput(GatewayObjSocket *s, unsigned char **in, size_t *len)
 				if (s->close_code != 0)
 					break;		/* closing: data is dropped */
 				if (p->message == GW_WS_BINARY)
-					GatewayCloseSocket(s, DURABLE_CLOSE_UNSUPPORTED,
-									   "binary frames are not accepted", true);
+					(void) append(s, data, n);
 				else if (!GatewayUtf8Feed(&s->utf8, data, n))
 					GatewayFailSocket(s, DURABLE_CLOSE_INVALID_DATA, "text is not UTF-8");
 				else
@@ -386,12 +438,11 @@ GatewayWsInput(GatewayObjSocket *s, unsigned char **in, size_t *len)
 				if (s->close_code != 0)
 					break;
 				if (p->ended == GW_WS_BINARY)
-					GatewayCloseSocket(s, DURABLE_CLOSE_UNSUPPORTED,
-									   "binary frames are not accepted", true);
+					message_done(s, true);
 				else if (s->utf8 != 0)
 					GatewayFailSocket(s, DURABLE_CLOSE_INVALID_DATA, "text is not UTF-8");
 				else
-					message_done(s);
+					message_done(s, false);
 				s->utf8 = 0;
 				break;
 			case GW_WS_CONTROL:

@@ -5,7 +5,7 @@
  *
  * The host's files, from the bottom up: running.c (what runs), sandbox.c
  * (what a handler starts with and leaves), outbound.c (messages held until
- * commit), storage_cache.c, storage.c, alarm.c, sockets.c, work.c (alarms
+ * commit), events.c (event streams), storage_cache.c, storage.c, alarm.c, sockets.c, work.c (alarms
  * and sends), invoke.c (one call), call_io.c (a call in and its outcome
  * out), calls.c (calls between objects), residency.c, upkeep.c (host 0),
  * poll.c and host.c (the loop).  Each uses only files before it.
@@ -69,6 +69,9 @@ typedef struct DurableCall
 	int			connect_code;
 	char	   *connect_reason;
 	char	   *connect_tags;	/* JSON array text */
+	bool		resume;			/* $connect of a socket that resumes after resume_since */
+	int64		resume_since;
+	int64		resume_mark;	/* the object's newest seq before that $connect ran */
 	bool		async_commit;	/* its class commits asynchronously */
 } DurableCall;
 
@@ -116,7 +119,15 @@ extern void DurableSandboxEndCall(void);
 extern void DurableOutboundReset(void);
 extern void DurableOutboundSetCall(DurableCall *call);
 extern void DurableOutboundQueue(const DurableGatewayMsg *msg);
+extern void DurableOutboundQueueAhead(List *msgs);
 extern void DurableOutboundPublish(DurableCall *call);
+
+/* events.c */
+extern int64 DurableEventAppend(const char *class_name, const char *id, const Jsonb *data,
+								const bytea *bin, const char *tag, int64 socket);
+extern int64 DurableEventPosition(const char *class_name, const char *id);
+extern void DurableEventsReplay(const char *class_name, const char *id, int64 socket,
+								int64 since, int64 mark, char **tags, int ntags);
 
 /* storage_cache.c */
 extern void DurableCacheBeginCall(uint64 object, bool cache_valid);

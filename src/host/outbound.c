@@ -103,6 +103,39 @@ DurableOutboundQueue(const DurableGatewayMsg *msg)
 }
 
 /*
+ * DurableOutboundQueueAhead
+ *		Hold msgs (a List of messages, in order) as messages of the running
+ *		call, ahead of those it queued so far.
+ */
+void
+DurableOutboundQueueAhead(List *msgs)
+{
+	MemoryContext old;
+	ListCell   *lc;
+	int			pos = 0;
+
+	if (OutboundContext == NULL || outbound_owner == NULL)
+		elog(ERROR, "socket message queued outside a durable call");
+	foreach(lc, outbound)
+	{
+		if (((Outbound *) lfirst(lc))->owner == outbound_owner)
+			break;
+		pos++;
+	}
+	old = MemoryContextSwitchTo(OutboundContext);
+	foreach(lc, msgs)
+	{
+		Outbound   *o = palloc(sizeof(Outbound));
+
+		o->owner = outbound_owner;
+		o->subid = GetCurrentSubTransactionId();
+		o->msg = DurableGatewayMsgCopy(lfirst(lc));
+		outbound = list_insert_nth(outbound, pos++, o);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * DurableOutboundPublish
  *		After commit: hand the messages of call to the gateway, in order.
  *		Never throws.

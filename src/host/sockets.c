@@ -12,7 +12,9 @@
  * ignored and cleaned up.
  *
  * Handlers call broadcast, socket_send and socket_close; those only queue an
- * outbound message (outbound.c), sent after the call committed.
+ * outbound message (outbound.c), sent after the call committed; events take
+ * the next number of the object's stream (events.c), and an accepting
+ * $connect of a socket that resumes has the events it missed replayed.
  *
  * IDENTIFICATION
  *	  src/host/sockets.c
@@ -234,38 +236,96 @@ durable_sockets(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* durable.broadcast(message jsonb, tag text, exclude bigint) RETURNS void */
+/*
+ * event_arg
+ *		The message argument argno of broadcast/socket_send: jsonb (or text,
+ *		taken as JSON) into *data, or bytea into *bin, checked against
+ *		durable.max_message_bytes.
+ */
+static void
+event_arg(FunctionCallInfo fcinfo, int argno, Jsonb **data, bytea **bin)
+{
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, argno);
+
+	*data = NULL;
+	*bin = NULL;
+	if (type == BYTEAOID)
+	{
+		if (PG_ARGISNULL(argno))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("socket message must not be null")));
+		*bin = PG_GETARG_BYTEA_PP(argno);
+		DurableCheckMessageSize(VARSIZE_ANY_EXHDR(*bin), "socket message");
+	}
+	else if (type == TEXTOID && !PG_ARGISNULL(argno))
+	{
+		*data = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+												   CStringGetDatum(text_to_cstring(PG_GETARG_TEXT_PP(argno)))));
+		DurableCheckMessageSize(VARSIZE(*data), "socket message");
+	}
+	else
+		*data = message_arg(fcinfo, argno, "socket message");
+}
+
+/* an event's payload in msg: JSON text or bytes */
+static void
+event_payload(DurableGatewayMsg *msg, Jsonb *data, bytea *bin)
+{
+	if (bin != NULL)
+	{
+		msg->binary = true;
+		msg->data.data = VARDATA_ANY(bin);
+		msg->data.len = VARSIZE_ANY_EXHDR(bin);
+	}
+	else
+		msg->data = DurableBytesOf(jsonb_text(data));
+}
+
+/* durable.broadcast(message jsonb|bytea|text, tag text, exclude bigint) RETURNS void */
 Datum
 durable_broadcast(PG_FUNCTION_ARGS)
 {
 	const char *class_name;
 	const char *id;
 	DurableGatewayMsg msg;
+	Jsonb	   *data;
+	bytea	   *bin;
+	char	   *tag = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	DurableCurrentObject("durable.broadcast()", &class_name, &id);
+	event_arg(fcinfo, 0, &data, &bin);
 	memset(&msg, 0, sizeof(msg));
 	msg.kind = GATEWAY_MSG_EVENT;
 	msg.class_name = DurableBytesOf(class_name);
 	msg.id = DurableBytesOf(id);
-	msg.tag = DurableBytesOf(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	msg.tag = DurableBytesOf(tag);
 	msg.exclude = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
-	msg.data = DurableBytesOf(jsonb_text(message_arg(fcinfo, 0, "socket message")));
+	event_payload(&msg, data, bin);
+	msg.seq = DurableEventAppend(class_name, id, data, bin, tag, 0);
 	DurableOutboundQueue(&msg);
 	PG_RETURN_VOID();
 }
 
-/* durable.socket_send(socket bigint, message jsonb) RETURNS void */
+/* durable.socket_send(socket bigint, message jsonb|bytea|text) RETURNS void */
 Datum
 durable_socket_send(PG_FUNCTION_ARGS)
 {
 	int64		socket = socket_arg(fcinfo, 0);
+	const char *class_name;
+	const char *id;
 	DurableGatewayMsg msg;
+	Jsonb	   *data;
+	bytea	   *bin;
 
 	check_own_socket("durable.socket_send()", socket);
+	DurableCurrentObject("durable.socket_send()", &class_name, &id);
+	event_arg(fcinfo, 1, &data, &bin);
 	memset(&msg, 0, sizeof(msg));
 	msg.kind = GATEWAY_MSG_SEND;
 	msg.socket = socket;
-	msg.data = DurableBytesOf(jsonb_text(message_arg(fcinfo, 1, "socket message")));
+	event_payload(&msg, data, bin);
+	msg.seq = DurableEventAppend(class_name, id, data, bin, NULL, socket);
 	DurableOutboundQueue(&msg);
 	PG_RETURN_VOID();
 }
@@ -330,6 +390,29 @@ durable_set_attachment(PG_FUNCTION_ARGS)
  */
 
 /*
+ * note_resume
+ *		$connect of a socket that resumes ("since" in its args, put there by
+ *		the gateway from ?since=N): remember after which seq, and where the
+ *		object's stream stands before the handler runs.
+ */
+static void
+note_resume(DurableCall *call)
+{
+	JsonbValue *v;
+
+	call->resume = false;
+	if (call->args == NULL || !JB_ROOT_IS_OBJECT(call->args))
+		return;
+	v = getKeyJsonValueFromContainer(&call->args->root, "since", 5, NULL);
+	if (v == NULL || v->type != jbvNumeric)
+		return;
+	call->resume = true;
+	call->resume_since = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+														   NumericGetDatum(v->val.numeric)));
+	call->resume_mark = DurableEventPosition(call->class_name, call->id);
+}
+
+/*
  * DurableSocketBeforeCall
  *		In the call's subtransaction, before its handler: for $connect, record
  *		the socket (undone if $connect refuses or fails); for $close, remove
@@ -359,6 +442,7 @@ DurableSocketBeforeCall(DurableCall *call)
 		DurableSpiRun(&statements[PLAN_CONNECT], &plans[PLAN_CONNECT], values, NULL,
 					  SPI_OK_INSERT);
 		DurableSpiEnd(&spi);
+		note_resume(call);
 	}
 	else if (strcmp(call->method, "$close") == 0)
 	{
@@ -489,6 +573,16 @@ DurableSocketAfterCall(DurableCall *call, Jsonb *result)
 	DurableSpiRun(&statements[PLAN_ACCEPT], &plans[PLAN_ACCEPT], values,
 				  attachment ? "    " : "  n ", SPI_OK_UPDATE);
 	DurableSpiEnd(&spi);
+	if (call->resume)
+	{
+		char	  **tags = palloc(sizeof(char *) * Max(ntags, 1));
+		int			i;
+
+		for (i = 0; i < ntags; i++)
+			tags[i] = TextDatumGetCString(tag_datums[i]);
+		DurableEventsReplay(call->class_name, call->id, call->socket, call->resume_since,
+							call->resume_mark, tags, ntags);
+	}
 }
 
 /*

@@ -254,7 +254,10 @@ load_class(DurableClass *entry)
 		"       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::pg_catalog.bool, false), "
 		"       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::pg_catalog.bool, false), "
 		"       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') "
-		"           OPERATOR(pg_catalog.=) 'async' "
+		"           OPERATOR(pg_catalog.=) 'async', "
+		"       coalesce((c.options OPERATOR(pg_catalog.#>>) '{retain,events}')::pg_catalog.int4, "
+		"                " CppAsString2(DURABLE_RETAIN_EVENTS_DEFAULT) "), "
+		"       coalesce((c.options OPERATOR(pg_catalog.#>>) '{retain,seconds}')::pg_catalog.int4, 0) "
 		"  FROM durable._classes c "
 		"  LEFT JOIN pg_catalog.pg_proc p "
 		"         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler) "
@@ -285,6 +288,8 @@ load_class(DurableClass *entry)
 		entry->websocket = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		entry->http = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		entry->async_commit = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		entry->retain_events = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		entry->retain_seconds = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		/* a handler some other role owns now never runs as the class */
 		entry->detached = OidIsValid(entry->handler) && handler_owner != entry->owner;
 		if (entry->detached)

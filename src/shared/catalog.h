@@ -27,6 +27,8 @@ typedef struct DurableClass
 	bool		websocket;
 	bool		http;
 	bool		async_commit;	/* durability: async */
+	int32		retain_events;	/* retain.events: the newest events kept */
+	int32		retain_seconds; /* retain.seconds: and only this young; 0: any age */
 } DurableClass;
 
 /* what DurableSpiBegin changed, for DurableSpiEnd */

@@ -278,10 +278,18 @@ DurableGatewaySend(const DurableGatewayMsg *msg)
 			put_bytes(&parts, msg->tag);
 			put_int(&parts, num1, sizeof(num1), msg->exclude);
 			put_bytes(&parts, msg->data);
+			put_string(&parts, msg->binary ? "t" : "f");
+			put_int(&parts, num2, sizeof(num2), msg->seq);
 			break;
 		case GATEWAY_MSG_SEND:
 			put_int(&parts, num1, sizeof(num1), msg->socket);
 			put_bytes(&parts, msg->data);
+			put_string(&parts, msg->binary ? "t" : "f");
+			put_int(&parts, num2, sizeof(num2), msg->seq);
+			break;
+		case GATEWAY_MSG_GAP:
+			put_int(&parts, num1, sizeof(num1), msg->socket);
+			put_int(&parts, num2, sizeof(num2), msg->seq);
 			break;
 		case GATEWAY_MSG_CLOSE:
 			put_int(&parts, num1, sizeof(num1), msg->socket);
@@ -307,14 +315,15 @@ DurableGatewayMsgDecode(const DurableParts *parts, DurableGatewayMsg *msg)
 		[GATEWAY_MSG_READY] = 2,
 		[GATEWAY_MSG_REPLY] = 5,
 		[GATEWAY_MSG_ERROR] = 6,
-		[GATEWAY_MSG_EVENT] = 6,
-		[GATEWAY_MSG_SEND] = 3,
-		[GATEWAY_MSG_CLOSE] = 4
+		[GATEWAY_MSG_EVENT] = 8,
+		[GATEWAY_MSG_SEND] = 5,
+		[GATEWAY_MSG_CLOSE] = 4,
+		[GATEWAY_MSG_GAP] = 3
 	};
 	int64		kind = get_int(parts, 0);
 
 	memset(msg, 0, sizeof(*msg));
-	if (kind < GATEWAY_MSG_CLASSES || kind > GATEWAY_MSG_CLOSE || parts->nparts < nparts[kind])
+	if (kind < GATEWAY_MSG_CLASSES || kind > GATEWAY_MSG_GAP || parts->nparts < nparts[kind])
 		return false;
 	msg->kind = (DurableGatewayMsgKind) kind;
 	switch (msg->kind)
@@ -351,10 +360,18 @@ DurableGatewayMsgDecode(const DurableParts *parts, DurableGatewayMsg *msg)
 			msg->tag = get_bytes(parts, 3);
 			msg->exclude = get_int(parts, 4);
 			msg->data = get_bytes(parts, 5);
+			msg->binary = parts->len[6] == 1 && parts->data[6][0] == 't';
+			msg->seq = get_int(parts, 7);
 			break;
 		case GATEWAY_MSG_SEND:
 			msg->socket = get_int(parts, 1);
 			msg->data = get_bytes(parts, 2);
+			msg->binary = parts->len[3] == 1 && parts->data[3][0] == 't';
+			msg->seq = get_int(parts, 4);
+			break;
+		case GATEWAY_MSG_GAP:
+			msg->socket = get_int(parts, 1);
+			msg->seq = get_int(parts, 2);
 			break;
 		case GATEWAY_MSG_CLOSE:
 			msg->socket = get_int(parts, 1);

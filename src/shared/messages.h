@@ -82,7 +82,8 @@ typedef enum DurableGatewayMsgKind
 	GATEWAY_MSG_ERROR,			/* error of a socket's call or of an HTTP call */
 	GATEWAY_MSG_EVENT,			/* broadcast to an object's sockets */
 	GATEWAY_MSG_SEND,			/* a message to one socket */
-	GATEWAY_MSG_CLOSE			/* close one socket */
+	GATEWAY_MSG_CLOSE,			/* close one socket */
+	GATEWAY_MSG_GAP				/* a resumed socket missed events no longer kept */
 } DurableGatewayMsgKind;
 
 /* flags of a class in a GATEWAY_MSG_CLASSES directory (upkeep.c encodes it) */
@@ -100,7 +101,7 @@ typedef struct DurableBytes
 typedef struct DurableGatewayMsg
 {
 	DurableGatewayMsgKind kind;
-	int64		socket;			/* CONNECT READY REPLY ERROR SEND CLOSE; 0: HTTP */
+	int64		socket;			/* CONNECT READY REPLY ERROR SEND CLOSE GAP; 0: HTTP */
 	uint64		token;			/* REPLY ERROR of an HTTP call */
 	DurableBytes frame_id;		/* REPLY ERROR of a call frame: its JSON id */
 	DurableBytes result;		/* REPLY: JSON */
@@ -114,7 +115,9 @@ typedef struct DurableGatewayMsg
 	DurableBytes id;			/* EVENT */
 	DurableBytes tag;			/* EVENT: only the sockets with this tag; NULL: all */
 	int64		exclude;		/* EVENT: but this socket; 0: none */
-	DurableBytes data;			/* EVENT SEND: JSON; CLASSES: the directory */
+	DurableBytes data;			/* EVENT SEND: JSON or bytes; CLASSES: the directory */
+	bool		binary;			/* EVENT SEND: data is bytes for a binary frame */
+	int64		seq;			/* EVENT SEND: the event's number; GAP: the oldest kept */
 } DurableGatewayMsg;
 
 extern DurableBytes DurableBytesOf(const char *s);

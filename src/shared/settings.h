@@ -27,6 +27,8 @@
 #define DURABLE_MAX_KEY_BYTES	2048
 #define DURABLE_MAX_AUTO_RESPONSE 255	/* bytes of each auto_response string */
 #define DURABLE_MAX_CLOSE_REASON 123	/* bytes of a WebSocket close reason */
+#define DURABLE_RETAIN_EVENTS_DEFAULT 100	/* class option retain.events */
+#define DURABLE_RETAIN_EVENTS_MAX 100000
 
 /* hosts and calls */
 extern char *durable_database;

@@ -97,8 +97,6 @@ static void
 check_call_args(FunctionCallInfo fcinfo, char **class_name, char **id,
 				char **method, Jsonb **args, DurableClass *cls)
 {
-	AclResult	aclresult;
-
 	DurableCheckReady();
 	check_not_null(fcinfo, 0, "class");
 	check_not_null(fcinfo, 1, "object id");
@@ -114,13 +112,26 @@ check_call_args(FunctionCallInfo fcinfo, char **class_name, char **id,
 	DurableCheckMethod(*method);
 	DurableCheckMessageSize(VARSIZE(*args), "call argument");
 
-	DurableClassLookup(*class_name, cls, false);
+	DurableCheckCallable(*class_name, cls);
+}
+
+/*
+ * DurableCheckCallable
+ *		Look class_name up into *cls: ERROR unless it exists, can run, and the
+ *		current role has EXECUTE on its handler (who may call its objects).
+ */
+void
+DurableCheckCallable(const char *class_name, DurableClass *cls)
+{
+	AclResult	aclresult;
+
+	DurableClassLookup(class_name, cls, false);
 	DurableClassCheckRunnable(cls);
 	aclresult = DurableProcAclcheck(cls->handler, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to call objects of class \"%s\"", *class_name),
+				 errmsg("permission denied to call objects of class \"%s\"", class_name),
 				 errhint("A role needs EXECUTE on the class handler %s.",
 						 format_procedure(cls->handler))));
 }

@@ -31,6 +31,8 @@
 #include "shared/catalog.h"
 #include "shared/objects.h"
 
+#include <ctype.h>
+
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
@@ -192,6 +194,36 @@ option_is(JsonbValue *v, enum jbvType type)
 	return v->type == type;
 }
 
+/* an integer JSON value from min to max (written without a fraction or exponent) */
+static bool
+int_in(JsonbValue *v, int64 min, int64 max)
+{
+	char	   *digits;
+	int64		n;
+	int			i;
+
+	if (v->type != jbvNumeric)
+		return false;
+	digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	for (i = 0; digits[i] != '\0'; i++)
+		if (!(isdigit((unsigned char) digits[i]) || (i == 0 && digits[i] == '-')) || i > 18)
+			return false;
+	n = strtoll(digits, NULL, 10);
+	return i > 0 && n >= min && n <= max;
+}
+
+/* retain: {"events": n, "seconds": s}, each optional, nothing else */
+static bool
+retain_ok(Jsonb *retain)
+{
+	JsonbValue *events = getKeyJsonValueFromContainer(&retain->root, "events", 6, NULL);
+	JsonbValue *seconds = getKeyJsonValueFromContainer(&retain->root, "seconds", 7, NULL);
+
+	return (events == NULL || int_in(events, 0, DURABLE_RETAIN_EVENTS_MAX)) &&
+		(seconds == NULL || int_in(seconds, 1, PG_INT32_MAX)) &&
+		JsonContainerSize(&retain->root) == (events != NULL) + (seconds != NULL);
+}
+
 /*
  * check_options
  *		ERROR 22023 unless options is an object of known options with values
@@ -244,16 +276,19 @@ check_options(Jsonb *options)
 					resp->val.string.len <= DURABLE_MAX_AUTO_RESPONSE;
 			}
 		}
+		else if (strcmp(name, "retain") == 0)
+			ok = option_is(&v, jbvBinary) && JsonContainerIsObject(v.val.binary.data) &&
+				retain_ok(JsonbValueToJsonb(&v));
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown class option \"%s\"", name),
-					 errhint("Valid options are websocket, http, durability and auto_response.")));
+					 errhint("Valid options are websocket, http, durability, auto_response and retain.")));
 		if (!ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for class option \"%s\"", name),
-					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text} of at most " CppAsString2(DURABLE_MAX_AUTO_RESPONSE) " bytes each.")));
+					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text} of at most " CppAsString2(DURABLE_MAX_AUTO_RESPONSE) " bytes each, retain takes {\"events\": 0 to " CppAsString2(DURABLE_RETAIN_EVENTS_MAX) ", \"seconds\": 1 to 2147483647}, both optional.")));
 	}
 }
 
@@ -388,6 +423,8 @@ durable_drop_class(PG_FUNCTION_ARGS)
 									 "     a AS (DELETE FROM durable._alarms "
 									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
 									 "     o AS (DELETE FROM durable._outbox "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
+									 "     e AS (DELETE FROM durable._events "
 									 "            WHERE class OPERATOR(pg_catalog.=) $1) "
 									 "DELETE FROM durable._classes WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types),

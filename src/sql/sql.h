@@ -11,7 +11,7 @@
 #ifndef DURABLE_SQL_H
 #define DURABLE_SQL_H
 
-#include "shared/settings.h"
+#include "shared/catalog.h"
 
 /* at_commit.c: things that happen when a transaction commits */
 extern void DurableWakeHostAtCommit(Oid owner, int home);
@@ -20,5 +20,6 @@ extern void DurableSettingsChangedAtCommit(void);
 
 /* call.c */
 extern void DurableCheckReady(void);
+extern void DurableCheckCallable(const char *class_name, DurableClass *cls);
 
 #endif							/* DURABLE_SQL_H */

@@ -184,6 +184,60 @@ BEGIN
     END CASE;
 END
 \$\$;
+-- it42_stream: event streams (20_resume, 21_binary): broadcasts JSON or bytes, echoes binary
+-- messages back as bytes, and can fail after broadcasting
+CREATE OR REPLACE FUNCTION it42_stream(id text, method text, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS \$\$
+DECLARE
+    q jsonb := args->'query';
+BEGIN
+    CASE method
+    WHEN '\$connect' THEN
+        PERFORM durable.put('connect', args);
+        IF q->>'hello' IS NOT NULL THEN
+            PERFORM durable.broadcast(jsonb_build_object('hello', q->>'hello'));
+        END IF;
+        RETURN jsonb_build_object('accept', true, 'tags',
+            CASE WHEN q->>'tags' IS NULL THEN '[]'::jsonb ELSE to_jsonb(string_to_array(q->>'tags', ',')) END);
+    WHEN '\$message' THEN
+        IF args ? 'binary' THEN
+            PERFORM durable.socket_send(durable.socket(), decode(args->>'binary', 'base64'));
+        ELSE
+            PERFORM durable.put('message', args);
+        END IF;
+        RETURN NULL;
+    WHEN 'emit' THEN
+        FOR i IN 1 .. coalesce((args->>'count')::int, 1) LOOP
+            PERFORM durable.broadcast(jsonb_build_object('n', (args->>'from')::int + i - 1), args->>'tag');
+        END LOOP;
+        RETURN NULL;
+    WHEN 'emit_bytes' THEN
+        PERFORM durable.broadcast(decode(args->>'b64', 'base64'), args->>'tag');
+        RETURN NULL;
+    WHEN 'emit_fail' THEN
+        PERFORM durable.broadcast(jsonb_build_object('doomed', true));
+        RAISE EXCEPTION 'fails after a broadcast' USING ERRCODE = '22023';
+    WHEN 'emit_caught' THEN
+        BEGIN
+            PERFORM durable.broadcast(jsonb_build_object('caught', true));
+            RAISE EXCEPTION 'rolled back' USING ERRCODE = '22023';
+        EXCEPTION WHEN invalid_parameter_value THEN
+            NULL;
+        END;
+        PERFORM durable.broadcast(jsonb_build_object('after', true));
+        RETURN NULL;
+    WHEN 'send_self' THEN
+        PERFORM durable.socket_send(durable.socket(), args->'msg');
+        RETURN NULL;
+    WHEN 'get' THEN
+        RETURN durable.get(args->>'key');
+    ELSE
+        RETURN args;
+    END CASE;
+END
+\$\$;
+SELECT durable.define_class('it42_stream', 'it42_stream', '{\"websocket\": true}');
+SELECT durable.define_class('it42_stream5', 'it42_stream', '{\"websocket\": true, \"retain\": {\"events\": 5}}');
 SELECT durable.define_class('it42_room', 'it42_room', '{\"websocket\": true}');
 SELECT durable.define_class('it42_plain', 'it42_plain');
 SELECT durable.define_class('it42_http', 'it42_http', '{\"http\": true}');

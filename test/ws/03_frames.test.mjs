@@ -130,11 +130,21 @@ test('frames: numbers in frames keep their exact value (big integers, decimals)'
     }
 });
 
-test('frames: a binary frame closes the socket with 1003', async () => {
-    const c = await connect('it42_room', uid('bin'));
-    c.ws.send(Buffer.from('{"type":"call","id":1,"method":"echo"}'), { binary: true });
-    const closed = await c.waitClose(10000);
-    assert.equal(closed.code, 1003);
+test('frames: a binary frame runs $message with {"binary": base64 of its bytes}, never a call', async () => {
+    const id = uid('bin');
+    const c = await connect('it42_room', id);
+    try {
+        const bytes = Buffer.from('{"type":"call","id":1,"method":"echo"}\u0000\u00ff', 'latin1');
+        c.ws.send(bytes, { binary: true });
+        await waitFor(() => storageGet('it42_room', id, 'messages') === 1, 5000, '$message of the binary frame');
+        const m = storageGet('it42_room', id, 'message:1');
+        assert.deepEqual(Object.keys(m).sort(), ['binary', 'socket']);
+        assert.ok(Buffer.from(m.binary, 'base64').equals(bytes), 'the exact bytes, base64');
+        assert.equal(c.messages.filter((x) => x.json && x.json.type === 'reply').length, 0, 'not run as a call');
+        assert.equal(c.closed, null, 'the socket stays open');
+    } finally {
+        await c.close();
+    }
 });
 
 test('frames: a frame over durable.max_message_bytes closes the socket with 1009', async () => {

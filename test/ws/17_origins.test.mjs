@@ -66,3 +66,30 @@ test('CORS: listed origins get a preflight answer and Access-Control-Allow-Origi
         await setSetting('durable.allowed_origins', null);
     }
 });
+
+test('plain GET of a WebSocket URL: a refused origin learns only "origin not allowed" (never whether a class exists); an allowed one may read why', async () => {
+    const evil = 'https://evil.example';
+    for (const path of ['/objects/it42_room/x', '/objects/no_such_class/x', '/objects/it42_http/x']) {
+        const r = await request('GET', path, { headers: { origin: evil } });
+        assert.equal(r.status, 403, `${path}: ${r.body}`);
+        assert.equal(r.json.error.message, 'origin not allowed', path);
+        assert.equal(r.headers['access-control-allow-origin'], evil, `${path}: the page may read the refusal`);
+    }
+    const app = 'https://app.example';
+    try {
+        await setSetting('durable.allowed_origins', app);
+        await waitFor(async () => (await request('GET', '/objects/no_such_class/x', { headers: { origin: app } })).status === 404,
+            10000, 'the list');
+        const r = await request('GET', '/objects/no_such_class/x', { headers: { origin: app } });
+        assert.equal(r.headers['access-control-allow-origin'], app);
+        assert.equal(r.json.error.code, '42704');
+        const ok = await request('GET', '/objects/it42_room/x', { headers: { origin: app } });
+        assert.equal(ok.status, 426);
+        assert.equal(ok.headers['access-control-allow-origin'], app);
+        const same = await request('GET', '/objects/it42_http/x');
+        assert.equal(same.status, 403, 'no Origin: not a browser, told the class refuses sockets');
+        assert.equal(same.headers['access-control-allow-origin'], undefined);
+    } finally {
+        await setSetting('durable.allowed_origins', null);
+    }
+});

@@ -110,7 +110,8 @@ export class Client {
     constructor(ws) {
         this.ws = ws;
         this.messages = [];     // {text, json, at} of every text message, in order
-        this.events = [];       // data of every "event" frame, with seq: {seq, data, at}
+        this.events = [];       // every event: {seq, data, at}, or {seq, bin, at} for a binary one
+        this.gaps = [];         // the oldest of every "gap" frame
         this.waiters = [];
         this.closed = null;     // {code, reason, at} once closed
         this.nextId = 1;
@@ -118,10 +119,21 @@ export class Client {
         ws.on('message', (data, isBinary) => {
             const text = isBinary ? data : data.toString('utf8');
             let json;
-            try { json = JSON.parse(text); } catch { json = undefined; }
+            try { json = isBinary ? undefined : JSON.parse(text); } catch { json = undefined; }
             const m = { text, json, at: Date.now() };
             this.messages.push(m);
+            if (isBinary) {
+                // the bytes of the binary event announced by the frame before
+                if (this.binarySeq === undefined) this.strayBinary = (this.strayBinary || 0) + 1;
+                else this.events.push({ seq: this.binarySeq, bin: Buffer.from(data), at: m.at });
+                this.binarySeq = undefined;
+            } else if (this.binarySeq !== undefined) {
+                this.strayBinary = (this.strayBinary || 0) + 1;    // a header not followed by its bytes
+                this.binarySeq = undefined;
+            }
             if (json && json.type === 'event') this.events.push({ seq: json.seq, data: json.data, at: m.at });
+            if (json && json.type === 'binary') this.binarySeq = json.seq;
+            if (json && json.type === 'gap') this.gaps.push(json.oldest);
             this._wake();
         });
         this.closedPromise = new Promise((resolve) => {
