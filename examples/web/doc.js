@@ -72,6 +72,9 @@ doc.on('ready', () => {
     renderCursors();
 });
 
+// our own edits get their version when the server acknowledges them
+doc.on('synced', () => { $('version').textContent = doc.version; });
+
 doc.on('error', (e) => { $('error').textContent = `${e.code || ''} ${e.message} (the document was reloaded)`; });
 
 // status pill; a permanent error (the class is gone, the server refused us) is shown as such

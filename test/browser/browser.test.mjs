@@ -187,6 +187,7 @@ test('editor: after a gateway restart the page resumes without loading the text 
     assert.equal(server.text, 'sql-while-away base. typed-while-away');
     assert.equal(await page.inputValue('#text'), server.text, 'the page shows the server text');
     assert.equal(await page.evaluate(() => window.collab.doc.version), server.version);
+    assert.equal(await page.textContent('#version'), String(server.version), 'the page shows that version');
     assert.deepEqual(await page.evaluate(() => window.calls.filter((m) => m !== 'edit')), [],
         'no get, no since: the missed edit came as a replayed event');
     assert.equal(await page.evaluate(() => window.collab.doc.snapshots), 1, 'the text was loaded once');
