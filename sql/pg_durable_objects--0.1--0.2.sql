@@ -184,3 +184,17 @@ AS 'MODULE_PATHNAME', 'durable_events'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION durable.events(text, text, bigint) IS
     'The retained events of object (class, id) after since, oldest first (binary ones as {"binary": base64}); needs EXECUTE on the class handler';
+
+--------------------------------------------------------------------------------
+-- Storage visible to its owners (issue 16): every key of the objects of the classes the
+-- current role owns (superusers: all), read-only, as committed.
+--------------------------------------------------------------------------------
+
+CREATE VIEW durable.storage WITH (security_barrier) AS
+SELECT st.class, st.id, st.key, st.value
+  FROM durable._storage st
+  JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) st.class
+ WHERE durable._visible(c.owner);
+COMMENT ON VIEW durable.storage IS
+    'Every stored key of the objects of classes the current role owns (superusers: all), as committed; read-only';
+GRANT SELECT ON durable.storage TO PUBLIC;

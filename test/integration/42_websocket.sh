@@ -236,7 +236,7 @@ BEGIN
     END CASE;
 END
 \$\$;
-SELECT durable.define_class('it42_stream', 'it42_stream', '{\"websocket\": true}');
+SELECT durable.define_class('it42_stream', 'it42_stream', '{\"websocket\": true, \"retain\": {\"events\": 10000}}');
 SELECT durable.define_class('it42_stream5', 'it42_stream', '{\"websocket\": true, \"retain\": {\"events\": 5}}');
 SELECT durable.define_class('it42_room', 'it42_room', '{\"websocket\": true}');
 SELECT durable.define_class('it42_plain', 'it42_plain');
