@@ -264,16 +264,15 @@ export class DurableSocket {
         ws.binaryType = 'arraybuffer';
         this.ws = ws;
         let upgraded = false;       // the WebSocket opened (the upgrade was accepted)
-        let answered = false;       // the upgrade got an HTTP answer we could read
-        let refused = null;         // a DurableError when that answer was a permanent 4xx
+        let refused = null;         // a DurableError when the upgrade was answered with a permanent 4xx
         // the ws package (Node) shows the HTTP answer of a refused upgrade; browsers do not
-        if (typeof ws.once === 'function') {
+        const showsAnswers = typeof ws.once === 'function';
+        if (showsAnswers) {
             ws.once('unexpected-response', (req, res) => {
                 let body = '';
                 res.setEncoding?.('utf8');
                 res.on('data', (c) => { body += c; });
                 res.on('end', () => {
-                    answered = true;
                     if (isPermanentStatus(res.statusCode)) refused = upgradeError(res.statusCode, body);
                     ws.terminate();
                 });
@@ -312,7 +311,7 @@ export class DurableSocket {
                 }
             }
             // a browser sees only 1006 for a refused upgrade: ask the same URL over HTTP why
-            if (!upgraded && !answered && code === 1006) refused = await this.#probe(url);
+            if (!upgraded && !showsAnswers && code === 1006) refused = await this.#probe(url);
             if (this.state === 'closed') return;   // close() meanwhile
             let error = refused;
             if (!error && !TRANSIENT_CLOSES.has(code)) {
