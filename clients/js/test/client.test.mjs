@@ -216,6 +216,35 @@ test('after the gateway restarts the handle resumes: every event committed meanw
     s.close();
 });
 
+test('dropped at random while a producer runs, the handle still gets every event once, in order', async () => {
+    const producer = open('load');
+    const s = open('load', { minDelay: 5, maxDelay: 40 });
+    const seen = [];
+    let gaps = 0;
+    s.on('event', (data, seq) => seen.push({ n: data.n, seq }));
+    s.on('gap', () => { gaps += 1; });
+    await Promise.all([producer.ready(), s.ready()]);
+    // the producer goes on until the handle was dropped 8 times (and made 300 events at least)
+    let dropping = true;
+    const produce = (async () => {
+        let n = 0;
+        while (dropping || n < 300) await producer.call('shout', { n: ++n });
+        return n;
+    })();
+    for (let drops = 0; drops < 8;) {
+        await sleep(20 + Math.random() * 80);
+        if (s.state === 'open') { s.ws.terminate(); drops += 1; }   // the network goes away
+    }
+    dropping = false;
+    const total = await produce;
+    assert.ok(await waitFor(() => seen.length >= total, 15000), `got ${seen.length} of ${total}`);
+    await sleep(200);
+    assert.deepEqual(seen.map((e) => e.n), Array.from({ length: total }, (_, i) => i + 1), 'each event once, in order');
+    for (let i = 1; i < seen.length; i++) assert.equal(seen[i].seq, seen[i - 1].seq + 1);
+    assert.equal(gaps, 0);
+    producer.close(); s.close();
+});
+
 test('a resume past what the object retains raises gap, then delivers what is left', async () => {
     const s = open('g', { minDelay: 50, maxDelay: 200 }, 'it50_short');
     const seen = [];
