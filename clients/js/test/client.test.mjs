@@ -136,6 +136,18 @@ test('a class without websockets (upgrade 403) rejects ready() with 42501, no re
     assert.equal(Ws.urls.length, 1, 'one attempt only');
 });
 
+test('an upgrade answered 400 (no usable subprotocol) stops the handle with the gateway\'s code', async () => {
+    const Ws = countingWebSocket();
+    const s = open('p', { WebSocket: Ws, minDelay: 20, protocols: ['not-durable'] });
+    await assert.rejects(s.ready(), (e) => e.code === '08P01' && e.status === 400);
+    await sleep(300);
+    assert.equal(Ws.urls.length, 1, 'one attempt only');
+    // with the gateway's own subprotocol in the list it opens
+    const ok = open('p', { protocols: ['not-durable', 'durable'] });
+    assert.equal(await ok.call('echo', 'in'), 'in');
+    ok.close();
+});
+
 test('a close by the object (socket_close 4409) stops the handle with that code', async () => {
     const s = open('k');
     await s.ready();
