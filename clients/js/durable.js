@@ -303,16 +303,12 @@ export class DurableSocket {
             const code = ev.code;
             const reason = ev.reason ? String(ev.reason) : '';
             this.state = 'reconnecting';
-            // calls in flight may or may not have run: reject them, the app decides
-            const queuedIds = new Set(this.queued.map((q) => q.id));
-            for (const id of [...this.pending.keys()]) {
-                if (!queuedIds.has(id)) {
-                    this.#settle(id, null, new DurableError('CLOSED', `the socket closed (${code}) before the reply`));
-                }
-            }
             // a browser sees only 1006 for a refused upgrade: ask the same URL over HTTP why
-            if (!upgraded && !showsAnswers && code === 1006) refused = await this.#probe(url);
-            if (this.state === 'closed') return;   // close() meanwhile
+            // (nothing is in flight before the upgrade: calls wait for the acceptance)
+            if (!upgraded && !showsAnswers && code === 1006) {
+                refused = await this.#probe(url);
+                if (this.state === 'closed') return;   // close() meanwhile
+            }
             let error = refused;
             if (!error && !TRANSIENT_CLOSES.has(code)) {
                 // refused by $connect (4000-4999), closed by the object (1000, 3000-4999) or a
@@ -322,6 +318,14 @@ export class DurableSocket {
             }
             if (!error && !this.options.reconnect) {
                 error = new DurableError('CLOSED', `the socket closed (${code})`, { closeCode: code });
+            }
+            // calls in flight may or may not have run: reject them, the app decides (with the
+            // error that stops the handle, else CLOSED); queued ones wait for the next socket
+            const queuedIds = new Set(this.queued.map((q) => q.id));
+            for (const id of [...this.pending.keys()]) {
+                if (!queuedIds.has(id)) {
+                    this.#settle(id, null, error || new DurableError('CLOSED', `the socket closed (${code}) before the reply`));
+                }
             }
             if (error) {
                 this.#stop(error, code, reason);

@@ -152,9 +152,10 @@ test('a close by the object (socket_close 4409) stops the handle with that code'
     const s = open('k');
     await s.ready();
     const closed = new Promise((r) => s.on('close', r));
-    s.call('kick').catch(() => {});
+    const kick = s.call('kick');   // in flight when the object closes the socket
     const info = await closed;
     assert.deepEqual([info.code, info.willReconnect, info.error.code, info.error.message], [4409, false, '4409', 'kicked']);
+    await assert.rejects(kick, (e) => e.code === '4409' && e.message === 'kicked');
     await assert.rejects(s.call('echo', 1), (e) => e.code === '4409');
 });
 
