@@ -41,6 +41,25 @@ test('npm pack: the tarball holds the module, its types, the README and package.
     assert.ok(existsSync(path.join(work, packed.filename)));
 });
 
+test('durable.d.ts declares every export, option, event and property of durable.js', async () => {
+    const types = readFileSync(path.join(clientDir, 'durable.d.ts'), 'utf8');
+    const source = readFileSync(path.join(clientDir, 'durable.js'), 'utf8');
+    const declared = new Set([...types.matchAll(/^export (?:class|function|interface|type) (\w+)/gm)].map((m) => m[1]));
+    for (const name of Object.keys(await import(path.join(clientDir, 'durable.js')))) {
+        assert.ok(declared.has(name), `export ${name} is declared`);
+    }
+    const block = (text, start) => text.slice(text.indexOf(start), text.indexOf('\n}', text.indexOf(start)));
+    const options = [...block(source, 'const DEFAULTS = {').matchAll(/^ {4}(\w+):/gm)].map((m) => m[1]);
+    const typed = new Set([...block(types, 'export interface ConnectOptions').matchAll(/^ {4}(\w+)\?:/gm)].map((m) => m[1]));
+    assert.ok(options.length >= 10);
+    for (const o of options) assert.ok(typed.has(o), `option ${o} is in ConnectOptions`);
+    const emitted = new Set([...source.matchAll(/#emit\('(\w+)'/g)].map((m) => m[1]));
+    const listened = new Set([...types.matchAll(/on\(name: ('[^)]*'(?: \| '[^)]*')*),/g)]
+        .flatMap((m) => m[1].split(' | ').map((n) => n.replace(/'/g, ''))));
+    for (const e of emitted) assert.ok(listened.has(e), `event '${e}' has an on() overload`);
+    for (const p of ['url', 'state', 'lastSeq', 'error']) assert.match(types, new RegExp(`readonly ${p}:`), `property ${p}`);
+});
+
 test('the packed tarball installs into an empty project, imports by name and calls an object', () => {
     const tarball = path.join(work, packed.filename);
     const app = path.join(work, 'app');
