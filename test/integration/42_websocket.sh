@@ -229,6 +229,9 @@ BEGIN
     WHEN 'send_self' THEN
         PERFORM durable.socket_send(durable.socket(), args->'msg');
         RETURN NULL;
+    WHEN 'nap' THEN
+        PERFORM pg_sleep((args->>'s')::float8);
+        RETURN NULL;
     WHEN 'get' THEN
         RETURN durable.get(args->>'key');
     ELSE

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect, uid, sql, dcall, lit, sleep, waitFor, upgradeStatus, storageGet } from './helpers.mjs';
+import { connect, uid, sql, dcall, lit, sleep, waitFor, upgradeStatus, storageGet, setSetting } from './helpers.mjs';
 
 const events = (cls, id, since = 0) =>
     JSON.parse(sql(`SELECT coalesce(jsonb_agg(jsonb_build_object('seq', seq, 'data', data) ORDER BY seq), '[]')
@@ -306,3 +306,49 @@ for (const [what, restart] of [
             'the stream holds each n once: nothing emitted twice across the restart');
     });
 }
+
+test('a class defined again with a retention keeps rows written without one out of replays (gap, no crash)', async () => {
+    const id = uid('r0');
+    sql(`SELECT durable.define_class('it42_r0', 'it42_stream', '{"websocket": true, "retain": {"events": 0}}')`);
+    try {
+        dcall('it42_r0', id, 'emit', { from: 1, count: 3 });
+        assert.deepEqual(events('it42_r0', id), [], 'retain 0: nothing to read');
+        sql(`SELECT durable.define_class('it42_r0', 'it42_stream', '{"websocket": true, "retain": {"events": 5}}')`);
+        assert.deepEqual(events('it42_r0', id), [], 'the position row has no event to show');
+        const c = await connect('it42_r0', id, { query: { since: 0 } });
+        try {
+            await waitFor(() => c.gaps.length === 1, 5000, 'a gap');
+            assert.deepEqual(c.gaps, [4], 'the next seq');
+            dcall('it42_r0', id, 'emit', { from: 4, count: 1 });
+            await waitFor(() => c.events.length === 1, 5000, 'a live event');
+            assert.deepEqual(seqs(c), [4]);
+        } finally {
+            await c.close();
+        }
+    } finally {
+        sql(`SELECT durable.drop_class('it42_r0', true)`);
+    }
+});
+
+test('a replay larger than 4 x durable.socket_buffer_bytes keeps its newest events, after a gap', async () => {
+    const id = uid('bigreplay');
+    try {
+        await setSetting('durable.socket_buffer_bytes', '64kB');
+        const b64 = Buffer.alloc(20000, 7).toString('base64');
+        for (let i = 0; i < 20; i++) dcall('it42_stream', id, 'emit_bytes', { b64 });
+        const c = await connect('it42_stream', id, { query: { since: 0 } });
+        try {
+            await waitFor(() => c.gaps.length === 1 && c.events.length > 0 && c.events.at(-1).seq === 20, 10000, 'the replay');
+            await sleep(200);
+            const s = seqs(c);
+            assert.equal(c.gaps[0], s[0], 'the gap names the first event that follows');
+            assert.deepEqual(s, range(s[0], 20), 'then every event up to the newest');
+            assert.ok(s.length >= 6 && s.length <= 13, `about 256 kB of 20 kB events (${s.length})`);
+            assert.equal(c.closed, null, 'not closed as a slow consumer');
+        } finally {
+            await c.close();
+        }
+    } finally {
+        await setSetting('durable.socket_buffer_bytes', null);
+    }
+});
