@@ -4,6 +4,10 @@
 -- against the operations committed since that version (operational transformation), applies it,
 -- stores text + version + a log of recent operations in its storage, sends the transformed
 -- operation to the other sockets and answers the sender.  Cursors and presence go to the others.
+-- Clients load the text once ("get") and then follow the events; the class retains its events
+-- so that a client that reconnects resumes the stream (?since=, as durable.js does) instead of
+-- loading the text again.  An edit is idempotent by (client, seq): a client that does not know
+-- whether its edit committed before the connection dropped sends it again.
 -- The page examples/web/doc.html (with ot.js and collab.js) is the client; see
 -- docs/examples/collab_doc.md.
 --
@@ -187,6 +191,8 @@ $$;
 
 -- one edit: transform op (made on version base) against the operations committed since,
 -- apply, store, broadcast to the other sockets.  Runs inside the handler (object storage).
+-- The same edit again (client and seq of an operation committed after base) changes nothing
+-- and answers as the first time.
 CREATE OR REPLACE FUNCTION collab_doc_edit(base bigint, op jsonb, client text, seq bigint)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -211,9 +217,13 @@ BEGIN
             USING ERRCODE = '40001', HINT = 'Fetch the document again with "get".';
     END IF;
     -- the operations committed since base, oldest first
-    FOR r IN SELECT value FROM durable.list(start_key => 'op:' || lpad((base + 1)::text, 12, '0'),
-                                           end_key => 'op:' || lpad((version + 1)::text, 12, '0'))
+    FOR r IN SELECT key, value FROM durable.list(start_key => 'op:' || lpad((base + 1)::text, 12, '0'),
+                                                end_key => 'op:' || lpad((version + 1)::text, 12, '0'))
     LOOP
+        IF seq IS NOT NULL AND r.value->>'client' = client AND (r.value->>'seq')::bigint = seq THEN
+            RETURN jsonb_build_object('version', substr(r.key, 4)::bigint, 'op', r.value->'op',
+                                      'duplicate', true);
+        END IF;
         -- ties at one position: the smaller client id first; equal ids: the committed one first
         op := collab_doc_transform(op, r.value->'op', client COLLATE "C" < (r.value->>'client') COLLATE "C");
     END LOOP;
@@ -265,9 +275,9 @@ BEGIN
             'name', left(coalesce(nullif(btrim(q->>'name'), ''), 'guest-' || right(client, 4)), 40),
             'color', format('hsl(%s, 70%%, 45%%)', abs(hashtext(client)) % 360),
             'pos', NULL);
-        doc := coalesce(durable.get('doc'), '{"text": "", "version": 0}');
+        -- who we are and who is here; the text comes from "get" (once, not on every reconnect)
         PERFORM durable.socket_send(sock, jsonb_build_object(
-            'type', 'state', 'text', doc->'text', 'version', doc->'version',
+            'type', 'hello',
             'you', me || jsonb_build_object('socket', sock),
             'peers', coalesce((SELECT jsonb_agg(s.attachment || jsonb_build_object('socket', s.socket)
                                                 ORDER BY s.socket)
@@ -352,4 +362,6 @@ BEGIN
 END
 $$;
 
-SELECT durable.define_class('collab_doc', 'collab_doc_handler', '{"websocket": true}');
+-- events are kept as long as the log of operations: a client away for less than that resumes
+SELECT durable.define_class('collab_doc', 'collab_doc_handler',
+                            '{"websocket": true, "retain": {"events": 5000, "seconds": 86400}}');

@@ -150,14 +150,14 @@ REVOKE ALL ON durable._events FROM PUBLIC;
 
 CREATE FUNCTION durable.broadcast(message bytea, tag text DEFAULT NULL, exclude bigint DEFAULT NULL)
 RETURNS void
-AS 'MODULE_PATHNAME', 'durable_broadcast'
+AS 'MODULE_PATHNAME', 'durable_broadcast_bytea'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION durable.broadcast(bytea, text, bigint) IS
     'Send bytes as a binary frame to every socket of the current object (with the tag; but exclude) after the call commits';
 
 CREATE FUNCTION durable.socket_send(socket bigint, message bytea)
 RETURNS void
-AS 'MODULE_PATHNAME', 'durable_socket_send'
+AS 'MODULE_PATHNAME', 'durable_socket_send_bytea'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION durable.socket_send(bigint, bytea) IS
     'Send bytes as a binary frame to one socket of the current object after the call commits';
@@ -166,14 +166,14 @@ COMMENT ON FUNCTION durable.socket_send(bigint, bytea) IS
 -- variants take it as JSON, as 0.1 did (durable.broadcast('{"a": 1}')).
 CREATE FUNCTION durable.broadcast(message text, tag text DEFAULT NULL, exclude bigint DEFAULT NULL)
 RETURNS void
-AS 'MODULE_PATHNAME', 'durable_broadcast'
+AS 'MODULE_PATHNAME', 'durable_broadcast_text'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION durable.broadcast(text, text, bigint) IS
     'durable.broadcast(message::jsonb, tag, exclude): a string literal is JSON';
 
 CREATE FUNCTION durable.socket_send(socket bigint, message text)
 RETURNS void
-AS 'MODULE_PATHNAME', 'durable_socket_send'
+AS 'MODULE_PATHNAME', 'durable_socket_send_text'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION durable.socket_send(bigint, text) IS
     'durable.socket_send(socket, message::jsonb): a string literal is JSON';
@@ -184,6 +184,20 @@ AS 'MODULE_PATHNAME', 'durable_events'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION durable.events(text, text, bigint) IS
     'The retained events of object (class, id) after since, oldest first (binary ones as {"binary": base64}); needs EXECUTE on the class handler';
+
+--------------------------------------------------------------------------------
+-- Storage visible to its owners (issue 16): every key of the objects of the classes the
+-- current role owns (superusers: all), read-only, as committed.
+--------------------------------------------------------------------------------
+
+CREATE VIEW durable.storage WITH (security_barrier) AS
+SELECT st.class, st.id, st.key, st.value
+  FROM durable._storage st
+  JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) st.class
+ WHERE durable._visible(c.owner);
+COMMENT ON VIEW durable.storage IS
+    'Every stored key of the objects of classes the current role owns (superusers: all), as committed; read-only';
+GRANT SELECT ON durable.storage TO PUBLIC;
 
 --------------------------------------------------------------------------------
 -- State migrations (issue 16)

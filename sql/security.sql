@@ -38,6 +38,9 @@ SELECT durable.call('vault', 'v', 'hack_classes'); \echo :LAST_ERROR_SQLSTATE
 -- the owner sees its class and objects, not others'
 SELECT name, owner FROM durable.classes ORDER BY name;
 SELECT class, id, keys FROM durable.objects ORDER BY class, id;
+-- ... and their storage, read-only
+SELECT class, id, key, value FROM durable.storage ORDER BY class, id, key;
+UPDATE durable.storage SET value = '0'; \echo :LAST_ERROR_SQLSTATE
 -- the owner decides who may call
 REVOKE EXECUTE ON FUNCTION alice.vault(text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION alice.vault(text, text, jsonb) TO durable_carol;
@@ -61,13 +64,15 @@ DELETE FROM durable._residency; \echo :LAST_ERROR_SQLSTATE
 -- the views show nothing of other roles' classes
 SELECT count(*) AS classes_seen FROM durable.classes;
 SELECT count(*) AS objects_seen FROM durable.objects;
+SELECT count(*) AS storage_seen FROM durable.storage;
 -- storage functions cannot reach an object from outside its handler
 SELECT durable.put('secret', '"stolen"'); \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SET ROLE durable_carol;
 SELECT durable.call('vault', 'v', 'who'); \echo :LAST_ERROR_SQLSTATE
--- EXECUTE: may call, and read the events
+-- EXECUTE: may call, and read the events; not the storage (only the owner's)
 SELECT seq, data FROM durable.events('vault', 'v');
+SELECT count(*) AS storage_seen FROM durable.storage;
 RESET ROLE;
 -- the vault still holds what its owner put there
 SELECT key, value FROM durable._storage WHERE class = 'vault';

@@ -4,6 +4,12 @@
 # Ctrl-C.  As root it installs what is missing, builds and installs first, then runs the cluster
 # as the unprivileged `postgres` OS user.
 #
+# Stopped by Ctrl-C or by SIGTERM to it or to its whole process group (as `timeout`, `docker
+# stop` or a supervisor do), it stops the cluster and removes its scratch folder.  pg_ctl starts
+# the postmaster in a session of its own, so only this script's clean-up can stop it: the
+# clean-up ignores further signals, and as root the script becomes the postgres process itself
+# (setpriv, not runuser, whose parent would SIGKILL it two seconds into its clean-up).
+#
 #   DEMO_PORT          PostgreSQL port (Unix socket only, in the scratch folder; default 5488)
 #   DEMO_GATEWAY_PORT  the pages and the WebSockets (default 7432)
 #   DEMO_SIMULATOR=0   no IoT simulator
@@ -18,35 +24,43 @@ if [ "$(id -u)" = 0 ]; then
     make -s -j2 >/dev/null
     make -s install >/dev/null
     dir=$(mktemp -d /tmp/durable-demo.XXXXXX)
+    trap 'rm -rf "$dir"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     cp -r examples test clients "$dir/"
     chmod 755 "$dir"
     chown -R postgres: "$dir"
-    exec runuser -u postgres -- env DEMO_DIR="$dir" DEMO_PORT="$port" DEMO_GATEWAY_PORT="$gw" \
+    trap - EXIT INT TERM
+    exec setpriv --reuid=postgres --regid=postgres --init-groups --reset-env \
+        env DEMO_DIR="$dir" DEMO_PORT="$port" DEMO_GATEWAY_PORT="$gw" \
         DEMO_SIMULATOR="${DEMO_SIMULATOR:-1}" DEMO_AS_ROOT=1 "$dir/test/demo.sh"
 fi
 
 dir=${DEMO_DIR:-$(mktemp -d /tmp/durable-demo.XXXXXX)}
+sim=
+cleanup() {
+    trap - EXIT
+    trap '' INT TERM        # a second Ctrl-C or SIGTERM must not cut the clean-up short
+    set +e
+    echo
+    echo "stopping the demo"
+    [ -n "$sim" ] && kill "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
+    # our postmaster, if it was started (also while pg_ctl start was still waiting for it)
+    [ -f "$dir/cluster/data/postmaster.pid" ] &&
+        pg_ctl -D "$dir/cluster/data" -w -t 60 -m fast stop >/dev/null 2>&1
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 [ -d "$dir/examples" ] || cp -r "$here/examples" "$here/test" "$here/clients" "$dir/"
 source "$dir/test/lib.sh"
 
 if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$gw/"; then
     echo "port $gw is in use: stop what listens there, or set DEMO_GATEWAY_PORT" >&2
-    rm -rf "$dir"
     exit 1
 fi
-
-sim=
-cleanup() {
-    trap - EXIT INT TERM
-    set +e
-    echo
-    echo "stopping the demo"
-    [ -n "$sim" ] && kill "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
-    [ -n "${PGDATA:-}" ] && cluster_stop
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 cluster_init "$dir/cluster" "$port" "durable.port = $gw" "log_min_messages = warning"
 # the pages and the JavaScript client they import, served at / by the gateway

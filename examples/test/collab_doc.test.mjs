@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CollabDoc } from '../web/collab.js';
 import { apply, transform, compose, cpLength } from '../web/ot.js';
-import { open, uid, dcall, sql, lit, waitFor, sleep, rng } from './helpers.mjs';
+import { open, uid, dcall, sql, lit, waitFor, sleep, rng, restartGateway } from './helpers.mjs';
 
 const SEED = Number(process.env.COLLAB_SEED || Date.now() % 1000000);
 
@@ -99,7 +99,7 @@ test(`collab_doc: 5 clients x 20 random inserts and deletes converge, nothing lo
     list.forEach((c) => c.socket.close());
 });
 
-test('collab_doc: full state on connect, get, since, and the SQL methods', async (t) => {
+test('collab_doc: the text by get on connect, since, and the SQL methods', async (t) => {
     const docId = uid('it60-doc');
     let r = dcall('collab_doc', docId, 'insert', { pos: 0, text: 'Hello' });
     assert.deepEqual(r, { version: 1, op: ['Hello'] });
@@ -120,6 +120,7 @@ test('collab_doc: full state on connect, get, since, and the SQL methods', async
     await doc.ready();
     assert.equal(doc.text, '> Hello ');
     assert.equal(doc.version, 4);
+    assert.equal(doc.snapshots, 1);
     // bad input: a clear error, nothing changes
     assert.throws(() => dcall('collab_doc', docId, 'edit', { op: [100] }), /past the end/);
     assert.throws(() => dcall('collab_doc', docId, 'edit', { op: [0] }), /bad operation component/);
@@ -189,6 +190,95 @@ test('collab_doc: an edit in flight when the socket drops is not lost and not ap
     }
     a.close();
     b.close();
+});
+
+test('collab_doc: the same edit twice (client and seq) is applied once and answered alike', () => {
+    const docId = uid('it60-doc');
+    const first = dcall('collab_doc', docId, 'edit', { op: ['ab'], base: 0, client: 'c1', seq: 1 });
+    dcall('collab_doc', docId, 'insert', { pos: 0, text: '>', client: 'c2', seq: 1 });
+    const again = dcall('collab_doc', docId, 'edit', { op: ['ab'], base: 0, client: 'c1', seq: 1 });
+    assert.deepEqual(again, { ...first, duplicate: true });
+    assert.deepEqual(dcall('collab_doc', docId, 'get'), { text: '>ab', version: 2 });
+    // another seq of the same client is a new edit
+    dcall('collab_doc', docId, 'edit', { op: [3, 'c'], base: 2, client: 'c1', seq: 2 });
+    assert.equal(dcall('collab_doc', docId, 'get').text, '>abc');
+});
+
+// a CollabDoc whose socket's calls are recorded (which methods the client used)
+async function recorded(docId, client, options = {}) {
+    const socket = open('collab_doc', docId, { client, name: client }, { callTimeout: 30000, ...options });
+    const calls = [];
+    const call = socket.call.bind(socket);
+    socket.call = (method, ...rest) => { calls.push(method); return call(method, ...rest); };
+    const doc = new CollabDoc(socket, { client });
+    doc.on('error', (e) => { doc.lastError = e; });
+    await doc.ready();
+    return { socket, doc, calls };
+}
+
+test('collab_doc: after a gateway restart the clients resume: no text reloaded, edits of the outage kept', async (t) => {
+    const docId = uid('it60-doc');
+    const a = await recorded(docId, 'ra', { minDelay: 100, maxDelay: 400 });
+    const b = await recorded(docId, 'rb', { minDelay: 100, maxDelay: 400 });
+    t.after(() => { a.socket.close(); b.socket.close(); });
+    a.doc.insert(0, 'start.');
+    assert.ok(await converged([a, b], docId));
+    const closed = Promise.all([a, b].map((c) => new Promise((r) => c.socket.on('close', r))));
+    await restartGateway(async () => {
+        await closed;
+        dcall('collab_doc', docId, 'insert', { pos: 0, text: 'sql1 ', client: 'sql' });
+        a.doc.insert(cpLength(a.doc.text), ' a-offline');        // local edits while away
+        b.doc.insert(0, 'b-offline ');
+        dcall('collab_doc', docId, 'insert', { pos: 0, text: 'sql2 ', client: 'sql' });
+        assert.ok(a.socket.state !== 'open' && b.socket.state !== 'open', 'all of it while the sockets were away');
+    });
+    const server = await converged([a, b], docId);
+    assert.ok(server, `converged: ${JSON.stringify(a.doc.text)} vs ${JSON.stringify(b.doc.text)}`);
+    for (const w of ['start.', 'sql1', 'sql2', 'a-offline', 'b-offline']) {
+        assert.equal(server.text.split(w).length - 1, 1, `"${w}" exactly once in ${JSON.stringify(server.text)}`);
+    }
+    for (const c of [a, b]) {
+        assert.deepEqual(c.calls.filter((m) => m !== 'edit'), ['get'], 'the text was loaded once, nothing caught up by a call');
+        assert.equal(c.doc.snapshots, 1);
+        assert.equal(c.doc.lastError, undefined);
+    }
+});
+
+test('collab_doc: a gap is caught up with since, and the text is reloaded only when the log is gone too', async (t) => {
+    const docId = uid('it60-doc');
+    const options = sql("SELECT options FROM durable.classes WHERE name = 'collab_doc'");
+    sql(`SELECT durable.define_class('collab_doc', 'collab_doc_handler', '{"websocket": true, "retain": {"events": 1}}')`);
+    t.after(() => sql(`SELECT durable.define_class('collab_doc', 'collab_doc_handler', ${lit(options)})`));
+    await sleep(1500);   // the class reaches the gateway
+    // a client that comes back 1.5 s after its connection drops
+    const a = await recorded(docId, 'ga', { minDelay: 1500, maxDelay: 1500, jitter: 0 });
+    t.after(() => a.socket.close());
+    const gaps = [];
+    a.socket.on('gap', (g) => gaps.push(g));
+    a.doc.insert(0, 'x');
+    assert.ok(await converged([a], docId));
+    const away = async (edits) => {
+        const closed = new Promise((r) => a.socket.on('close', r));
+        a.socket.ws.terminate();
+        await closed;
+        sql(`SELECT count(durable.call('collab_doc', ${lit(docId)}, 'insert', '{"pos": 0, "text": "s"}'))
+               FROM generate_series(1, ${edits})`);
+        assert.notEqual(a.socket.state, 'open', 'the edits were made while the client was away');
+    };
+    // three edits: more than the one event kept, fewer than the 1,000 operations of the log
+    await away(3);
+    let server = await converged([a], docId);
+    assert.ok(server && server.text === 'sssx', `caught up: ${JSON.stringify(a.doc.text)}`);
+    assert.equal(gaps.length, 1, 'the server said events were missing');
+    assert.deepEqual(a.calls.filter((m) => m !== 'edit'), ['get', 'since'], 'caught up with since, no reload');
+    assert.equal(a.doc.snapshots, 1);
+    // 1,001 edits: the log no longer reaches back, so the text is loaded again
+    await away(1001);
+    server = await converged([a], docId, 60000);
+    assert.ok(server && cpLength(server.text) === 1005 && a.doc.text === server.text, 'reloaded');
+    assert.equal(gaps.length, 2);
+    assert.deepEqual(a.calls.filter((m) => m !== 'edit'), ['get', 'since', 'since', 'get']);
+    assert.equal(a.doc.snapshots, 2);
 });
 
 test('collab_doc: ot.js apply matches the server on code points', () => {

@@ -1,9 +1,12 @@
 // Helpers of the example tests (examples/test/*.test.mjs, run by test/integration/60_examples.sh).
 // Environment: TEST_ROOT (the test tree, for the ws package in test/ws), DURABLE_PORT (the
-// gateway), PGHOST/PGPORT/PGDATABASE/PGUSER for psql.
+// gateway), PGHOST/PGPORT/PGDATABASE/PGUSER for psql, PGDATA (the gateway's pid).
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { connect, objectUrl } from '../../clients/js/durable.js';
+
+// a gateway restart with work done while it is down, as the client's own tests do it
+export { restartGateway } from '../../clients/js/test/helpers.mjs';
 
 const require = createRequire(`${process.env.TEST_ROOT}/test/ws/package.json`);
 export const WebSocket = require('ws');

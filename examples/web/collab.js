@@ -20,8 +20,14 @@
 // - a remote operation is transformed against the operation in flight and the buffer (the
 //   same transform() the server uses, the same tie rule: the smaller client id goes first at
 //   one position) and then applied to the local text;
-// - after a reconnect the client fetches the operations it missed ("since"), finds out whether
-//   its operation in flight was committed, and sends it again if not.
+// - the text is loaded once ("get"); after a reconnect the socket resumes the event stream
+//   (durable.js reconnects with ?since=), so the operations missed arrive as events, and the
+//   operation in flight is sent again (the server applies an edit once per client and seq:
+//   if it had committed, the answer says so); its own "op" event, replayed, also counts as
+//   its acknowledgement;
+// - only when the server no longer has the events missed (a "gap") does the client ask for
+//   the operations since its version ("since"), and only when those are gone too does it
+//   load the text again.
 
 import { apply, transform, compose, transformIndex, insertOp, deleteOp } from './ot.js';
 
@@ -42,17 +48,23 @@ export class CollabDoc {
         this.socket = socket;
         this.client = client;
         this.text = '';
-        this.version = -1;          // -1 until the first "state" event
+        this.version = -1;          // -1 until the text is loaded ("get")
         this.inflight = null;       // { op, seq, sent }: sent to the server, not yet acknowledged
         this.buffer = null;         // local edits made since, composed into one operation
         this.seq = 0;
         this.arrived = new Map();   // version -> { ack } | { op, client }: waiting for their turn
         this.peers = new Map();     // socket id -> { client, name, color, pos }
         this.me = null;             // our own presence record (from the server)
+        this.presenceSeq = 0;       // seq of the last "hello": older presence events are stale
+        this.snapshots = 0;         // how many times the text was loaded: 1 unless a gap forced it
         this.listeners = new Map();
         this.beforeRemote = null;   // called before a remote operation is applied (flush the UI)
         this.readyPromise = new Promise((resolve) => { this.resolveReady = resolve; });
-        socket.on('event', (data) => this.#onEvent(data));
+        socket.on('event', (data, seq) => this.#onEvent(data, seq));
+        socket.on('gap', () => { if (this.version >= 0) this.#catchUp(); });
+        // after a reconnect: the first load if the drop interrupted it, else the edit in flight
+        socket.on('reconnect', () => { if (this.version < 0) this.#load(); else this.#sendInflight(); });
+        this.#load();
     }
 
     /** Listen: 'change' ({ text, op, remote, reset }), 'peers' (Map), 'error' (Error), 'ready'. */
@@ -153,7 +165,21 @@ export class CollabDoc {
         }
     }
 
-    // after a reconnect: fetch what we missed and find out what became of our edit in flight
+    // the text, the first time (the call waits for the socket)
+    async #load() {
+        try {
+            const s = await this.socket.call('get', {}, { timeout: 0 });
+            if (this.version >= 0) return;
+            this.snapshots += 1;
+            this.#takeState(s.text, s.version);
+            this.#emit('ready');
+            this.resolveReady();
+        } catch (e) {
+            if (e.code !== 'CLOSED') this.#emit('error', e);   // CLOSED: again after the reconnect
+        }
+    }
+
+    // after a gap: fetch the operations we missed and find out what became of our edit in flight
     async #catchUp() {
         try {
             const r = await this.socket.call('since', { version: this.version });
@@ -176,6 +202,7 @@ export class CollabDoc {
         this.arrived.clear();
         try {
             const s = await this.socket.call('get');
+            this.snapshots += 1;
             this.#takeState(s.text, s.version);
         } catch (e) {
             this.#emit('error', e);
@@ -190,32 +217,31 @@ export class CollabDoc {
         this.#drain();
     }
 
-    #onEvent(data) {
+    #onEvent(data, seq) {
         if (!data || typeof data !== 'object') return;
         switch (data.type) {
-        case 'state':          // right after every (re)connect
+        case 'hello':          // right after every (re)connect: who we are, who is here
             this.me = data.you;
+            this.presenceSeq = seq;
             this.peers = new Map((data.peers || []).map((p) => [p.socket, p]));
             this.#emit('peers', this.peers);
-            if (this.version < 0) {
-                this.#takeState(data.text, data.version);
-                this.#emit('ready');
-                this.resolveReady();
-            } else {
-                this.#catchUp();
-            }
             break;
-        case 'op':
-            this.#arrive(data.version, { op: data.op, client: data.client });
+        case 'op': {
+            // our own edit, replayed to the new socket after a drop: its acknowledgement
+            const mine = data.client === this.client && this.inflight !== null && data.seq === this.inflight.seq;
+            this.#arrive(data.version, mine ? { ack: data.seq } : { op: data.op, client: data.client });
             break;
+        }
         case 'join':
         case 'cursor':
+            if (seq < this.presenceSeq) break;
             if (this.me && data.socket === this.me.socket) break;
             this.peers.set(data.socket, { client: data.client, name: data.name, color: data.color,
                                           pos: data.pos ?? null, socket: data.socket });
             this.#emit('peers', this.peers);
             break;
         case 'leave':
+            if (seq < this.presenceSeq) break;
             this.peers.delete(data.socket);
             this.#emit('peers', this.peers);
             break;

@@ -6,9 +6,11 @@ import { diff, transformIndex, cpToUtf16, utf16ToCp } from './ot.js';
 const params = new URLSearchParams(location.search);
 const docId = params.get('doc') || 'welcome';
 const names = ['Ada', 'Grace', 'Linus', 'Barbara', 'Edsger', 'Margaret', 'Ken', 'Frances', 'Dennis', 'Radia'];
-const name = params.get('name') || localStorage.getItem('durable-demo-name') ||
+// one name per window: sessionStorage belongs to this window (tab) and survives its reloads;
+// two windows of one browser are two participants
+const name = params.get('name') || sessionStorage.getItem('durable-demo-name') ||
     `${names[Math.floor(Math.random() * names.length)]} ${Math.floor(Math.random() * 90 + 10)}`;
-localStorage.setItem('durable-demo-name', name);
+sessionStorage.setItem('durable-demo-name', name);
 
 const $ = (id) => document.getElementById(id);
 const ta = $('text');
@@ -70,12 +72,18 @@ doc.on('ready', () => {
     renderCursors();
 });
 
+// our own edits get their version when the server acknowledges them
+doc.on('synced', () => { $('version').textContent = doc.version; });
+
 doc.on('error', (e) => { $('error').textContent = `${e.code || ''} ${e.message} (the document was reloaded)`; });
 
-// status pill
+// status pill; a permanent error (the class is gone, the server refused us) is shown as such
 const setStatus = (s) => { $('status').textContent = s; $('status').className = `status ${s}`; };
 socket.on('open', () => setStatus('open'));
-socket.on('close', (c) => setStatus(c.willReconnect ? 'reconnecting' : 'closed'));
+socket.on('close', (c) => {
+    setStatus(c.willReconnect ? 'reconnecting' : 'closed');
+    if (c.error && c.error.code !== 'CLOSED') $('error').textContent = `${c.error.code} ${c.error.message}`;
+});
 
 // our cursor, at most every 80 ms
 let lastSent = null;

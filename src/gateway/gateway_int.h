@@ -420,6 +420,7 @@ extern GatewayObjSocket *GatewayFindSocket(int64 id);
 extern GwObject *GatewayFindObject(const char *class_name, const char *id, size_t idlen,
 								   bool create);
 extern void GatewayAddSocket(GatewayObjSocket *s);
+extern int64 *GatewayAllSocketIds(int *n);
 extern void GatewayRemoveSocket(GatewayObjSocket *s);
 extern const char *GatewaySocketClass(GatewayObjSocket *s);
 extern const char *GatewaySocketObjectId(GatewayObjSocket *s);

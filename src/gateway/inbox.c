@@ -53,6 +53,29 @@ answer_socket(GatewayObjSocket *s, const DurableGatewayMsg *msg)
 }
 
 /*
+ * extension_dropped
+ *		The extension is gone (DROP EXTENSION): no class is reachable, and
+ *		every open socket is closed, after what was queued for it, with 1001.
+ */
+static void
+extension_dropped(void)
+{
+	int			n;
+	int64	   *ids = GatewayAllSocketIds(&n);
+	int			i;
+
+	GatewayClassesReplace("", 0);
+	for (i = 0; i < n; i++)
+	{
+		GatewayObjSocket *s = GatewayFindSocket(ids[i]);
+
+		if (s != NULL)
+			GatewayCloseSocket(s, DURABLE_CLOSE_GOING_AWAY, "extension dropped", false);
+	}
+	free(ids);
+}
+
+/*
  * handle_message
  *		One message from a host: see messages.h for the kinds and fields.
  */
@@ -68,7 +91,8 @@ handle_message(const DurableParts *parts, void *arg)
 
 	if (!DurableGatewayMsgDecode(parts, &msg))
 		return;
-	if (msg.kind != GATEWAY_MSG_CLASSES && msg.kind != GATEWAY_MSG_EVENT && msg.socket != 0)
+	if (msg.kind != GATEWAY_MSG_CLASSES && msg.kind != GATEWAY_MSG_EVENT &&
+		msg.kind != GATEWAY_MSG_DROPPED && msg.socket != 0)
 		s = GatewayFindSocket(msg.socket);
 
 	switch (msg.kind)
@@ -113,6 +137,9 @@ handle_message(const DurableParts *parts, void *arg)
 		case GATEWAY_MSG_GAP:
 			if (s != NULL)
 				GatewaySendGap(s, msg.seq);
+			break;
+		case GATEWAY_MSG_DROPPED:
+			extension_dropped();
 			break;
 		case GATEWAY_MSG_CLOSE:
 			if (s != NULL)

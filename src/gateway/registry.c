@@ -156,6 +156,39 @@ GatewayRemoveSocket(GatewayObjSocket *s)
 	drop_object_if_empty(o);
 }
 
+/*
+ * GatewayAllSocketIds
+ *		The ids of every open socket, malloc'd (*n of them); NULL when there
+ *		are none or memory is short.
+ */
+int64 *
+GatewayAllSocketIds(int *n)
+{
+	int64	   *ids = NULL;
+	int			cap = 0;
+	int			b;
+
+	*n = 0;
+	for (b = 0; b < SOCKET_BUCKETS; b++)
+	{
+		GatewayObjSocket *s;
+
+		for (s = socket_buckets[b]; s; s = s->next_in_bucket)
+		{
+			if (*n == cap)
+			{
+				int64	   *bigger = realloc(ids, sizeof(int64) * (cap = Max(64, cap * 2)));
+
+				if (bigger == NULL)
+					return ids;
+				ids = bigger;
+			}
+			ids[(*n)++] = s->id;
+		}
+	}
+	return ids;
+}
+
 /* the class and id of a socket's object */
 const char *
 GatewaySocketClass(GatewayObjSocket *s)

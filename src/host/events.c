@@ -298,6 +298,12 @@ DurableEventAppend(const char *class_name, const char *id, const Jsonb *data, co
 	return p->e.seq;
 }
 
+/*
+ * A replay larger than this many times durable.socket_buffer_bytes starts with
+ * a gap (the gateway closes a socket whose queue holds 8 times it).
+ */
+#define REPLAY_BUFFERS		4
+
 /* the message that sends event e to socket */
 static DurableGatewayMsg *
 replay_message(const DurableEvent *e, int64 socket)
@@ -334,6 +340,13 @@ tags_match(const DurableEvent *e, char **tags, int ntags)
 	return false;
 }
 
+/* whether this transaction numbered events (they are written at its commit) */
+bool
+DurableEventsPending(void)
+{
+	return pending != NIL;
+}
+
 /*
  * DurableEventPosition
  *		The newest seq of object (class_name, id) so far in this transaction.
@@ -361,9 +374,12 @@ DurableEventsReplay(const char *class_name, const char *id, int64 socket, int64 
 	TimestampTz cutoff = DurableEventCutoff(&s->cls);
 	int64		window = DurableEventAfter(&s->cls, mark, 0);
 	int64		oldest = DurableEventOldest(class_name, id, window, cutoff);
-	List	   *msgs = NIL;
+	DurableGatewayMsg *gap = NULL;
+	List	   *replay = NIL;
 	List	   *committed;
 	ListCell   *lc;
+	Size		bytes = 0;
+	int			i;
 
 	/* none committed: the oldest made earlier in this batch, or the next one */
 	if (oldest == 0)
@@ -383,12 +399,10 @@ DurableEventsReplay(const char *class_name, const char *id, int64 socket, int64 
 	}
 	if (since < oldest - 1 || since > mark)
 	{
-		DurableGatewayMsg *gap = palloc0(sizeof(DurableGatewayMsg));
-
+		gap = palloc0(sizeof(DurableGatewayMsg));
 		gap->kind = GATEWAY_MSG_GAP;
 		gap->socket = socket;
 		gap->seq = oldest;
-		msgs = lappend(msgs, gap);
 		since = oldest - 1;
 	}
 	committed = DurableEventRead(class_name, id, DurableEventAfter(&s->cls, mark, since),
@@ -398,7 +412,7 @@ DurableEventsReplay(const char *class_name, const char *id, int64 socket, int64 
 		DurableEvent *e = lfirst(lc);
 
 		if (tags_match(e, tags, ntags))
-			msgs = lappend(msgs, replay_message(e, socket));
+			replay = lappend(replay, replay_message(e, socket));
 	}
 	foreach(lc, pending)
 	{
@@ -406,7 +420,29 @@ DurableEventsReplay(const char *class_name, const char *id, int64 socket, int64 
 
 		if (p->stream == s && p->e.seq > since && p->e.seq <= mark &&
 			DurableEventRetained(&s->cls, mark, &p->e) && tags_match(&p->e, tags, ntags))
-			msgs = lappend(msgs, replay_message(&p->e, socket));
+			replay = lappend(replay, replay_message(&p->e, socket));
 	}
-	DurableOutboundQueueAhead(msgs);
+
+	/*
+	 * A replay the socket's queue could not take at once (it would be closed
+	 * as a slow consumer, and come back for the same again) keeps its newest
+	 * events, after a gap.
+	 */
+	for (i = list_length(replay) - 1; i >= 0; i--)
+	{
+		bytes += ((DurableGatewayMsg *) list_nth(replay, i))->data.len + 64;
+		if (bytes > (Size) durable_socket_buffer_bytes * REPLAY_BUFFERS)
+			break;
+	}
+	if (i >= 0)
+	{
+		replay = list_delete_first_n(replay, i + 1);
+		oldest = replay != NIL ? ((DurableGatewayMsg *) linitial(replay))->seq : mark + 1;
+		if (gap == NULL)
+			gap = palloc0(sizeof(DurableGatewayMsg));
+		gap->kind = GATEWAY_MSG_GAP;
+		gap->socket = socket;
+		gap->seq = oldest;
+	}
+	DurableOutboundQueueAhead(gap != NULL ? lcons(gap, replay) : replay);
 }

@@ -300,7 +300,8 @@ run_transaction(DurableCall *calls, int *n_calls, bool fetch_work, bool take, Er
 			}
 			i++;
 		}
-		if (all_async)
+		/* a batch that sent events waits for its WAL: a seq a client saw is never given again */
+		if (all_async && !DurableEventsPending())
 			(void) set_config_option("synchronous_commit", "off",
 									 PGC_SUSET, PGC_S_SESSION,
 									 GUC_ACTION_LOCAL, true, 0, false);

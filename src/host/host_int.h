@@ -131,6 +131,7 @@ extern void DurableOutboundPublish(DurableCall *call);
 extern int64 DurableEventAppend(const char *class_name, const char *id, const Jsonb *data,
 								const bytea *bin, const char *tag, int64 socket);
 extern int64 DurableEventPosition(const char *class_name, const char *id);
+extern bool DurableEventsPending(void);
 extern void DurableEventsReplay(const char *class_name, const char *id, int64 socket,
 								int64 since, int64 mark, char **tags, int ntags);
 

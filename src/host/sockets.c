@@ -38,7 +38,11 @@
 PG_FUNCTION_INFO_V1(durable_socket);
 PG_FUNCTION_INFO_V1(durable_sockets);
 PG_FUNCTION_INFO_V1(durable_broadcast);
+PG_FUNCTION_INFO_V1(durable_broadcast_bytea);
+PG_FUNCTION_INFO_V1(durable_broadcast_text);
 PG_FUNCTION_INFO_V1(durable_socket_send);
+PG_FUNCTION_INFO_V1(durable_socket_send_bytea);
+PG_FUNCTION_INFO_V1(durable_socket_send_text);
 PG_FUNCTION_INFO_V1(durable_socket_close);
 PG_FUNCTION_INFO_V1(durable_set_attachment);
 
@@ -236,6 +240,14 @@ durable_sockets(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* how the message argument of broadcast/socket_send comes */
+typedef enum EventArg
+{
+	EVENT_JSONB,
+	EVENT_BYTEA,
+	EVENT_TEXT					/* a string literal: JSON text */
+} EventArg;
+
 /*
  * event_arg
  *		The message argument argno of broadcast/socket_send: jsonb (or text,
@@ -243,29 +255,30 @@ durable_sockets(PG_FUNCTION_ARGS)
  *		durable.max_message_bytes.
  */
 static void
-event_arg(FunctionCallInfo fcinfo, int argno, Jsonb **data, bytea **bin)
+event_arg(FunctionCallInfo fcinfo, int argno, EventArg kind, Jsonb **data, bytea **bin)
 {
-	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, argno);
-
 	*data = NULL;
 	*bin = NULL;
-	if (type == BYTEAOID)
+	if (kind == EVENT_JSONB)
 	{
-		if (PG_ARGISNULL(argno))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("socket message must not be null")));
+		*data = message_arg(fcinfo, argno, "socket message");
+		return;
+	}
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("socket message must not be null")));
+	if (kind == EVENT_BYTEA)
+	{
 		*bin = PG_GETARG_BYTEA_PP(argno);
 		DurableCheckMessageSize(VARSIZE_ANY_EXHDR(*bin), "socket message");
 	}
-	else if (type == TEXTOID && !PG_ARGISNULL(argno))
+	else
 	{
 		*data = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 												   CStringGetDatum(text_to_cstring(PG_GETARG_TEXT_PP(argno)))));
 		DurableCheckMessageSize(VARSIZE(*data), "socket message");
 	}
-	else
-		*data = message_arg(fcinfo, argno, "socket message");
 }
 
 /* an event's payload in msg: JSON text or bytes */
@@ -283,8 +296,8 @@ event_payload(DurableGatewayMsg *msg, Jsonb *data, bytea *bin)
 }
 
 /* durable.broadcast(message jsonb|bytea|text, tag text, exclude bigint) RETURNS void */
-Datum
-durable_broadcast(PG_FUNCTION_ARGS)
+static Datum
+broadcast(FunctionCallInfo fcinfo, EventArg kind)
 {
 	const char *class_name;
 	const char *id;
@@ -294,7 +307,7 @@ durable_broadcast(PG_FUNCTION_ARGS)
 	char	   *tag = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	DurableCurrentObject("durable.broadcast()", &class_name, &id);
-	event_arg(fcinfo, 0, &data, &bin);
+	event_arg(fcinfo, 0, kind, &data, &bin);
 	memset(&msg, 0, sizeof(msg));
 	msg.kind = GATEWAY_MSG_EVENT;
 	msg.class_name = DurableBytesOf(class_name);
@@ -307,9 +320,27 @@ durable_broadcast(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* durable.socket_send(socket bigint, message jsonb|bytea|text) RETURNS void */
 Datum
-durable_socket_send(PG_FUNCTION_ARGS)
+durable_broadcast(PG_FUNCTION_ARGS)
+{
+	return broadcast(fcinfo, EVENT_JSONB);
+}
+
+Datum
+durable_broadcast_bytea(PG_FUNCTION_ARGS)
+{
+	return broadcast(fcinfo, EVENT_BYTEA);
+}
+
+Datum
+durable_broadcast_text(PG_FUNCTION_ARGS)
+{
+	return broadcast(fcinfo, EVENT_TEXT);
+}
+
+/* durable.socket_send(socket bigint, message jsonb|bytea|text) RETURNS void */
+static Datum
+socket_send(FunctionCallInfo fcinfo, EventArg kind)
 {
 	int64		socket = socket_arg(fcinfo, 0);
 	const char *class_name;
@@ -320,7 +351,7 @@ durable_socket_send(PG_FUNCTION_ARGS)
 
 	check_own_socket("durable.socket_send()", socket);
 	DurableCurrentObject("durable.socket_send()", &class_name, &id);
-	event_arg(fcinfo, 1, &data, &bin);
+	event_arg(fcinfo, 1, kind, &data, &bin);
 	memset(&msg, 0, sizeof(msg));
 	msg.kind = GATEWAY_MSG_SEND;
 	msg.socket = socket;
@@ -328,6 +359,24 @@ durable_socket_send(PG_FUNCTION_ARGS)
 	msg.seq = DurableEventAppend(class_name, id, data, bin, NULL, socket);
 	DurableOutboundQueue(&msg);
 	PG_RETURN_VOID();
+}
+
+Datum
+durable_socket_send(PG_FUNCTION_ARGS)
+{
+	return socket_send(fcinfo, EVENT_JSONB);
+}
+
+Datum
+durable_socket_send_bytea(PG_FUNCTION_ARGS)
+{
+	return socket_send(fcinfo, EVENT_BYTEA);
+}
+
+Datum
+durable_socket_send_text(PG_FUNCTION_ARGS)
+{
+	return socket_send(fcinfo, EVENT_TEXT);
 }
 
 /* durable.socket_close(socket bigint, code integer, reason text) RETURNS void */

@@ -115,6 +115,8 @@ encode_classes(StringInfo buf)
 /*
  * send_classes
  *		Send the whole directory to the gateway; whether it was queued.
+ *		Without the extension (DROP EXTENSION, or not created yet) the
+ *		gateway is told that there are no classes and closes every socket.
  */
 static bool
 send_classes(void)
@@ -123,6 +125,12 @@ send_classes(void)
 	DurableGatewayMsg msg;
 	bool		sent;
 
+	if (!DurableExtensionPresent())
+	{
+		memset(&msg, 0, sizeof(msg));
+		msg.kind = GATEWAY_MSG_DROPPED;
+		return DurableGatewaySend(&msg);
+	}
 	initStringInfo(&buf);
 	encode_classes(&buf);
 	memset(&msg, 0, sizeof(msg));

@@ -9,8 +9,10 @@
  * retain.events of them, and with retain.seconds only those that young:
  * an event is *retained* when seq > last - events and at >= now - seconds,
  * where last is the object's newest seq.  Rows beyond that are deleted
- * from time to time, never the newest (it carries the stream's position),
- * so every reader applies the window itself, here.
+ * from time to time, never the newest (it carries the stream's position,
+ * and has no payload when it was beyond the retention when written: such a
+ * row is never retained, whatever the class says later), so every reader
+ * applies the window itself, here.
  *
  * IDENTIFICATION
  *	  src/shared/event_log.c
@@ -41,13 +43,15 @@ static const DurableStatement statements[PLAN_COUNT] =
 	[PLAN_OLDEST] = {
 		"SELECT pg_catalog.min(seq) FROM durable._events "
 		" WHERE class OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2 "
-		"   AND seq OPERATOR(pg_catalog.>) $3 AND at OPERATOR(pg_catalog.>=) $4",
+		"   AND seq OPERATOR(pg_catalog.>) $3 AND at OPERATOR(pg_catalog.>=) $4 "
+		"   AND (data IS NOT NULL OR bin IS NOT NULL)",
 		4, {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID}
 	},
 	[PLAN_READ] = {
 		"SELECT seq, data, bin, tag, socket, at FROM durable._events "
 		" WHERE class OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2 "
 		"   AND seq OPERATOR(pg_catalog.>) $3 AND at OPERATOR(pg_catalog.>=) $4 "
+		"   AND (data IS NOT NULL OR bin IS NOT NULL) "
 		"   AND (NOT $5 OR socket IS NULL) "
 		" ORDER BY seq",
 		5, {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, BOOLOID}

@@ -291,6 +291,8 @@ DurableGatewaySend(const DurableGatewayMsg *msg)
 			put_int(&parts, num1, sizeof(num1), msg->socket);
 			put_int(&parts, num2, sizeof(num2), msg->seq);
 			break;
+		case GATEWAY_MSG_DROPPED:
+			break;
 		case GATEWAY_MSG_CLOSE:
 			put_int(&parts, num1, sizeof(num1), msg->socket);
 			put_int(&parts, num2, sizeof(num2), msg->code);
@@ -318,12 +320,13 @@ DurableGatewayMsgDecode(const DurableParts *parts, DurableGatewayMsg *msg)
 		[GATEWAY_MSG_EVENT] = 8,
 		[GATEWAY_MSG_SEND] = 5,
 		[GATEWAY_MSG_CLOSE] = 4,
-		[GATEWAY_MSG_GAP] = 3
+		[GATEWAY_MSG_GAP] = 3,
+		[GATEWAY_MSG_DROPPED] = 1
 	};
 	int64		kind = get_int(parts, 0);
 
 	memset(msg, 0, sizeof(*msg));
-	if (kind < GATEWAY_MSG_CLASSES || kind > GATEWAY_MSG_GAP || parts->nparts < nparts[kind])
+	if (kind < GATEWAY_MSG_CLASSES || kind > GATEWAY_MSG_DROPPED || parts->nparts < nparts[kind])
 		return false;
 	msg->kind = (DurableGatewayMsgKind) kind;
 	switch (msg->kind)
@@ -372,6 +375,8 @@ DurableGatewayMsgDecode(const DurableParts *parts, DurableGatewayMsg *msg)
 		case GATEWAY_MSG_GAP:
 			msg->socket = get_int(parts, 1);
 			msg->seq = get_int(parts, 2);
+			break;
+		case GATEWAY_MSG_DROPPED:
 			break;
 		case GATEWAY_MSG_CLOSE:
 			msg->socket = get_int(parts, 1);

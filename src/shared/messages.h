@@ -83,7 +83,8 @@ typedef enum DurableGatewayMsgKind
 	GATEWAY_MSG_EVENT,			/* broadcast to an object's sockets */
 	GATEWAY_MSG_SEND,			/* a message to one socket */
 	GATEWAY_MSG_CLOSE,			/* close one socket */
-	GATEWAY_MSG_GAP				/* a resumed socket missed events no longer kept */
+	GATEWAY_MSG_GAP,			/* a resumed socket missed events no longer kept */
+	GATEWAY_MSG_DROPPED			/* DROP EXTENSION: no classes, close every socket */
 } DurableGatewayMsgKind;
 
 /* flags of a class in a GATEWAY_MSG_CLASSES directory (upkeep.c encodes it) */

@@ -4,10 +4,11 @@
  *	  durable.events(): an object's retained events, from SQL.
  *
  * The rows of durable._events within the class's retention window
- * (shared/event_log.c), after since, oldest first: broadcasts and
- * socket_send alike, binary ones as {"binary": "<base64>"}.  Whoever may
- * call the class's objects may read their events (EXECUTE on the handler);
- * only committed events are seen.
+ * (shared/event_log.c), after since, oldest first, binary ones as
+ * {"binary": "<base64>"}.  Whoever may call the class's objects may read
+ * their broadcasts (EXECUTE on the handler); what went to single sockets
+ * (socket_send) only roles with the class owner's privileges (superusers
+ * too).  Only committed events are seen.
  *
  * IDENTIFICATION
  *	  src/sql/events.c
@@ -20,6 +21,8 @@
 
 #include "common/base64.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -84,8 +87,10 @@ durable_events(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	last = DurableEventLast(class_name, id);
+	/* what went to single sockets is the owner's to read */
 	events = DurableEventRead(class_name, id, DurableEventAfter(&cls, last, since),
-							  DurableEventCutoff(&cls), false);
+							  DurableEventCutoff(&cls),
+							  !has_privs_of_role(GetUserId(), cls.owner));
 	foreach(lc, events)
 	{
 		DurableEvent *e = lfirst(lc);

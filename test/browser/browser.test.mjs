@@ -1,10 +1,13 @@
 // Browser test of the example pages (run by test/integration/61_browser.sh): Debian's headless
-// chromium driven by playwright-core.  Two editors typing at once end with the same text; the
-// dashboard shows a reading and an alert as they arrive; the game moves our dot.  A screenshot of
-// every page goes to $TEST_ROOT/results/.
+// chromium driven by playwright-core.  Two editors typing at once end with the same text; each
+// window has its own participant name; an editor resumes after a gateway restart without loading
+// the text again; the dashboard shows a reading and an alert as they arrive; the game moves our
+// dot; the client in the page stops on an unknown class.  A screenshot of every page goes to
+// $TEST_ROOT/results/.
 //
-// Environment: TEST_ROOT, DURABLE_PORT, PGHOST/PGPORT (psql), EXAMPLES_PATH (where the pages are
-// served, default /examples), CHROMIUM (default /usr/bin/chromium).
+// Environment: TEST_ROOT, DURABLE_PORT, PGHOST/PGPORT/PGDATA (psql, the gateway's pid),
+// EXAMPLES_PATH (where the pages are served, default /examples), CHROMIUM (default
+// /usr/bin/chromium).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,6 +15,8 @@ import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+
+import { restartGateway } from '../../clients/js/test/helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
@@ -45,13 +50,21 @@ after(async () => {
     if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
-async function newPage(url) {
+// a page whose errors are collected; allowed: console errors the test provokes on purpose
+async function newPage(url, { allowed = null } = {}) {
     const page = await context.newPage();
     page.on('pageerror', (e) => errors.push(`${url}: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`${url}: console: ${m.text()}`); });
+    page.on('console', (m) => {
+        if (m.type() === 'error' && !(allowed && allowed.test(m.text()))) errors.push(`${url}: console: ${m.text()}`);
+    });
     await page.goto(url);
     return page;
 }
+// what chromium logs for a socket that cannot connect and for the client's look at why
+const CONNECT_ERRORS = /WebSocket connection to .* failed|Failed to load resource/;
+
+const docReady = (p) => p.waitForFunction(() => window.collab && window.collab.doc.version >= 0 &&
+    !document.getElementById('text').disabled, null, { timeout: 15000 });
 
 const shot = (page, name) => page.screenshot({ path: path.join(RESULTS, `browser-${name}.png`), fullPage: true });
 
@@ -68,9 +81,7 @@ test('editor: two pages typing at once show the same text', async () => {
     const url = (name) => `${PAGES}/doc.html?doc=${doc}&name=${name}`;
     const a = await newPage(url('Ada'));
     const b = await newPage(url('Bob'));
-    const ready = (p) => p.waitForFunction(() => window.collab && window.collab.doc.version >= 0 &&
-        !document.getElementById('text').disabled, null, { timeout: 15000 });
-    await Promise.all([ready(a), ready(b)]);
+    await Promise.all([docReady(a), docReady(b)]);
     const text = (p) => p.inputValue('#text');
     assert.equal(await text(a), '|');
 
@@ -124,6 +135,67 @@ test('editor: two pages typing at once show the same text', async () => {
     await b.close();
 });
 
+test('editor: each window has its own participant name, kept across a reload', async () => {
+    const doc = `it61-names-${run}`;
+    const url = `${PAGES}/doc.html?doc=${doc}`;   // no name in the URL: the page picks one
+    const a = await newPage(url);
+    const b = await newPage(url);
+    await Promise.all([docReady(a), docReady(b)]);
+    const name = (p) => p.evaluate(() => window.collab.doc.me.name);
+    const [na, nb] = [await name(a), await name(b)];
+    const names = JSON.parse(sql(`SELECT jsonb_agg(attachment->>'name') FROM durable.sockets_all
+                                   WHERE class = 'collab_doc' AND id = ${lit(doc)}`));
+    // the two windows of one browser are two participants (a random name could repeat: 1 in 900)
+    assert.ok(na && nb && na !== nb, `two names: ${na} / ${nb}`);
+    assert.deepEqual(names.sort(), [na, nb].sort());
+    await a.reload();
+    await docReady(a);
+    assert.equal(await name(a), na, 'a reload keeps the window its name');
+    await a.close();
+    await b.close();
+});
+
+test('editor: after a gateway restart the page resumes without loading the text again', async () => {
+    const doc = `it61-resume-${run}`;
+    sql(`SELECT durable.call('collab_doc', ${lit(doc)}, 'insert', '{"pos": 0, "text": "base."}')`);
+    const page = await newPage(`${PAGES}/doc.html?doc=${doc}&name=Rita`, { allowed: CONNECT_ERRORS });
+    await docReady(page);
+    // record the methods the page calls from now on
+    await page.evaluate(() => {
+        const { socket } = window.collab;
+        window.calls = [];
+        const call = socket.call.bind(socket);
+        socket.call = (method, ...rest) => { window.calls.push(method); return call(method, ...rest); };
+    });
+    await page.focus('#text');
+    await page.keyboard.press('Control+End');
+    const status = () => page.textContent('#status');
+    await restartGateway(async () => {
+        await page.waitForFunction(() => document.getElementById('status').textContent === 'reconnecting', null, { timeout: 5000 });
+        sql(`SELECT durable.call('collab_doc', ${lit(doc)}, 'insert', '{"pos": 0, "text": "sql-while-away "}')`);
+        await page.keyboard.type(' typed-while-away');
+        assert.equal(await status(), 'reconnecting', 'all of it while the page was away');
+    });
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'open', null, { timeout: 15000 });
+    let server;
+    for (let i = 0; i < 100; i++) {
+        server = JSON.parse(sql(`SELECT durable.call('collab_doc', ${lit(doc)}, 'get')`));
+        const [text, synced] = await Promise.all([page.inputValue('#text'), page.evaluate(() => window.collab.doc.synced)]);
+        if (synced && text === server.text) break;
+        await sleep(100);
+    }
+    assert.equal(server.text, 'sql-while-away base. typed-while-away');
+    assert.equal(await page.inputValue('#text'), server.text, 'the page shows the server text');
+    assert.equal(await page.evaluate(() => window.collab.doc.version), server.version);
+    assert.equal(await page.textContent('#version'), String(server.version), 'the page shows that version');
+    assert.deepEqual(await page.evaluate(() => window.calls.filter((m) => m !== 'edit')), [],
+        'no get, no since: the missed edit came as a replayed event');
+    assert.equal(await page.evaluate(() => window.collab.doc.snapshots), 1, 'the text was loaded once');
+    assert.match(await page.evaluate(() => window.collab.socket.ws.url), /[?&]since=\d+/, 'the socket resumed');
+    await shot(page, 'doc-resumed');
+    await page.close();
+});
+
 test('dashboard: a reading and an alert arrive live', async () => {
     const site = `it61-${run}`;
     const page = await newPage(`${PAGES}/dashboard.html?site=${site}`);
@@ -170,6 +242,23 @@ test('game: the page joins, draws ticks and steers our dot with the arrow keys',
         alarms = sql(`SELECT count(*) FROM durable.alarms WHERE class = 'game' AND id = ${lit(room)}`);
     }
     assert.equal(alarms, '0');
+});
+
+test('client: in a browser an unknown class rejects ready() with 42704 and is not retried', async () => {
+    const page = await newPage(`${PAGES}/`, { allowed: CONNECT_ERRORS });
+    const out = await page.evaluate(async () => {
+        const { connect, objectUrl } = await import('./durable.js');
+        let attempts = 0;
+        const Counted = class extends WebSocket { constructor(...a) { super(...a); attempts += 1; } };
+        const base = `ws://${location.host}`;
+        const s = connect(objectUrl(base, 'it61_no_such_class', 'x'), { WebSocket: Counted, minDelay: 20 });
+        const queued = s.call('get').then(() => 'resolved', (e) => e.code);
+        const ready = await s.ready().then(() => 'resolved', (e) => ({ code: e.code, status: e.status, message: e.message }));
+        await new Promise((r) => setTimeout(r, 300));
+        return { ready, queued: await queued, attempts, state: s.state };
+    });
+    assert.deepEqual(out, { ready: { code: '42704', status: 404, message: 'unknown class' }, queued: '42704', attempts: 1, state: 'closed' });
+    await page.close();
 });
 
 test('index page links the three apps, and no page logged an error', async () => {

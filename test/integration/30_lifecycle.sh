@@ -58,10 +58,27 @@ still_running() {
     for p in ${1//,/ }; do [[ ",$2," == *",$p,"* ]] || return 1; done
 }
 
-# --- DROP EXTENSION under running hosts, then CREATE again: hosts keep serving
+# --- DROP EXTENSION under running hosts, then CREATE again: hosts keep serving, and the open
+# sockets are closed with 1001 "extension dropped"
+sql "CREATE FUNCTION life_ws(id text, method text, args jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT NULL::jsonb \$\$;
+SELECT durable.define_class('life_ws', 'life_ws', '{\"websocket\": true}')" >/dev/null
+wait_for "SELECT true" 5
+DURABLE_PORT=$(sql "SHOW durable.port")
+node "$TEST_ROOT/test/ws/watch_close.mjs" "ws://127.0.0.1:$DURABLE_PORT/objects/life_ws/room" 3 30 >"$tmp/watch" 2>&1 &
+watcher=$!
+for _ in $(seq 1 100); do grep -q '^open 3' "$tmp/watch" && break; sleep 0.1; done
+check "three sockets are open before DROP EXTENSION" grep -q '^open 3' "$tmp/watch"
 hosts_before=$(sql "SELECT string_agg(pid::text, ',' ORDER BY host) FROM durable.hosts")
 pg_dump -Fc -n durable -f "$tmp/keep" postgres   # keep the regression suite's data aside
 sql "DROP EXTENSION pg_durable_objects CASCADE" >/dev/null 2>&1
+wait "$watcher"
+sed 's/^/# /' "$tmp/watch"
+check "DROP EXTENSION closes every open socket with 1001 \"extension dropped\"" \
+    [ "$(grep -c '^close 1001 extension dropped$' "$tmp/watch")" = 3 ]
+check "after DROP EXTENSION a WebSocket upgrade is refused with 404" \
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+         -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+         "http://127.0.0.1:$DURABLE_PORT/objects/life_ws/room")" = 404 ]
 sql "CREATE EXTENSION pg_durable_objects" >/dev/null
 sql "SELECT durable.define_class('life', 'life')" >/dev/null
 got=$(sql "SELECT durable.call('life', 'fresh', 'set', '{\"a\": 1}')")

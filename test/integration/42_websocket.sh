@@ -229,6 +229,9 @@ BEGIN
     WHEN 'send_self' THEN
         PERFORM durable.socket_send(durable.socket(), args->'msg');
         RETURN NULL;
+    WHEN 'nap' THEN
+        PERFORM pg_sleep((args->>'s')::float8);
+        RETURN NULL;
     WHEN 'get' THEN
         RETURN durable.get(args->>'key');
     ELSE
@@ -236,7 +239,7 @@ BEGIN
     END CASE;
 END
 \$\$;
-SELECT durable.define_class('it42_stream', 'it42_stream', '{\"websocket\": true}');
+SELECT durable.define_class('it42_stream', 'it42_stream', '{\"websocket\": true, \"retain\": {\"events\": 10000}}');
 SELECT durable.define_class('it42_stream5', 'it42_stream', '{\"websocket\": true, \"retain\": {\"events\": 5}}');
 SELECT durable.define_class('it42_room', 'it42_room', '{\"websocket\": true}');
 SELECT durable.define_class('it42_plain', 'it42_plain');

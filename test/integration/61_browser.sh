@@ -2,15 +2,17 @@
 # The example pages in a real browser: Debian's headless chromium driven by playwright-core
 # (test/browser, installed by test/install-deps.sh).  Serves examples/web and the JavaScript
 # client from the cluster's durable.static_dir under /examples/, loads the examples if 60 has
-# not, then test/browser/browser.test.mjs: two editors typing at once show the same text, the
-# dashboard sees a reading and an alert arrive, the game page steers a dot.  Screenshots of the
-# pages are kept in $TEST_ROOT/results/browser-*.png.
+# not, then test/browser/browser.test.mjs: two editors typing at once show the same text, two
+# windows are two participants, an editor resumes after a gateway restart without loading the
+# text again, the dashboard sees a reading and an alert arrive, the game page steers a dot, and
+# the client in a page stops on an unknown class.  Screenshots of the pages are kept in
+# $TEST_ROOT/results/browser-*.png.
 source "$TEST_ROOT/test/lib.sh"
 set -u
 
 DURABLE_PORT=${DURABLE_PORT:-$(sql "SHOW durable.port")}
 static=${DURABLE_STATIC:-$(sql "SHOW durable.static_dir")}
-export DURABLE_PORT PGHOST PGPORT PGDATABASE TEST_ROOT
+export DURABLE_PORT PGHOST PGPORT PGDATABASE PGDATA TEST_ROOT
 [ -n "${PGUSER:-}" ] && export PGUSER
 chromium=${CHROMIUM:-/usr/bin/chromium}
 
