@@ -156,6 +156,13 @@ GatewayCloseSocket(GatewayObjSocket *s, int code, const char *reason, bool now)
 	s->close_now = now;
 	strlcpy(s->close_reason, reason, sizeof(s->close_reason));
 	lws_callback_on_writable(s->conn->wsi);
+	/*
+	 * A client that does not read (a slow consumer) may never let our Close
+	 * out: its connection ends GATEWAY_CLOSE_TIMEOUT later all the same (the
+	 * Close going out sets the wait for the client's anew).
+	 */
+	if (now)
+		GatewayConnTimeout(s->conn, GATEWAY_CLOSE_TIMEOUT);
 }
 
 /*

@@ -47,6 +47,7 @@
 #include "shared/lanes.h"
 
 #include "access/twophase.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
@@ -946,22 +947,26 @@ DurableMoveQueued(int hostno, uint64 busy_object)
  *		then the host serves the call in its mailbox);
  *		a free or merely queued object waits for nothing (the scheduler moves
  *		queued calls off a stuck host).  True if the waits come back to our
- *		host.  The caller records its
- *		own wait first (DurableHostSetWaitsFor), so that of two calls closing
- *		a cycle at the same moment at least one sees it.
+ *		host, with *path a hash of the objects the walk went through (two
+ *		walks that found the same cycle give the same).  The caller records
+ *		its own wait first (DurableHostSetWaitsFor), so that of two calls
+ *		closing a cycle at the same moment at least one sees it.
  */
 bool
-DurableWaitCloses(int hostno, uint64 target, uint64 chain)
+DurableWaitCloses(int hostno, uint64 target, uint64 chain, uint64 *path)
 {
 	uint64		object = target;
 	int			steps;
 
+	*path = 0;
 	for (steps = 0; object != 0 && steps < WAIT_WALK_MAX; steps++)
 	{
 		LWLock	   *plock = partition_lock(object);
 		Lane	   *lane;
 		int			h = -1;
 		bool		running = false;
+
+		*path = hash_combine64(*path, object);
 
 		LWLockAcquire(plock, LW_SHARED);
 		lane = lane_find(object);

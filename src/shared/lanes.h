@@ -51,6 +51,6 @@ extern int	DurableMoveQueued(int hostno, uint64 busy_object);
 extern void DurableMarkSlow(uint64 object);
 
 /* waits between objects */
-extern bool DurableWaitCloses(int hostno, uint64 target, uint64 chain);
+extern bool DurableWaitCloses(int hostno, uint64 target, uint64 chain, uint64 *path);
 
 #endif							/* DURABLE_LANES_H */

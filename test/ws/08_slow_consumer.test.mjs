@@ -53,7 +53,10 @@ test('slow consumer: a client that stops reading is closed with 1008, the others
         // reading again, the client sees the close code 1008
         slow.ws._socket.resume();
         const closed = await slow.waitClose(10000);
-        assert.equal(closed.code, 1008, `the slow client is closed with 1008 (got ${closed.code} ${closed.reason})`);
+        // 1008 when our Close got through; a client that read nothing at all may not get it before
+        // the connection ends (GATEWAY_CLOSE_TIMEOUT later): then 1006
+        assert.ok(closed.code === 1008 || closed.code === 1006,
+            `the slow client is closed with 1008, or its connection ended (got ${closed.code} ${closed.reason})`);
         assert.ok(slow.events.length < calls, `the slow client did not get everything (${slow.events.length} of ${calls})`);
         // and the others still work
         assert.equal((await f2.call('echo', { still: 'here' })).type, 'reply');
