@@ -34,50 +34,8 @@ AS $$ SELECT pg_catalog.to_regprocedure(handler)::pg_catalog.oid $$;
 COMMENT ON FUNCTION durable._handler_oid(text) IS
     'Private: the function a class''s stored handler names (NULL if it is gone), looked up whatever schemas the caller may use';
 
-CREATE OR REPLACE VIEW durable.classes WITH (security_barrier) AS
-SELECT c.name,
-       p.oid::pg_catalog.regprocedure AS handler,
-       c.owner,
-       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::boolean, false) AS websocket,
-       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::boolean, false) AS http,
-       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') AS durability,
-       c.options OPERATOR(pg_catalog.->) 'auto_response' AS auto_response,
-       c.options,
-       c.created_at,
-       c.updated_at
-  FROM durable._classes c
-  LEFT JOIN pg_catalog.pg_proc p
-         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
- WHERE durable._visible(c.owner);
-
-CREATE OR REPLACE VIEW durable.objects WITH (security_barrier) AS
-SELECT o.class, o.id,
-       coalesce(s.keys, 0) AS keys,
-       coalesce(s.bytes, 0) AS bytes,
-       coalesce(k.sockets, 0) AS sockets,
-       r.id IS NOT NULL AS in_memory,
-       r.last_call_at
-  FROM (SELECT st.class, st.id FROM durable._storage st
-        UNION
-        SELECT re.class, re.id FROM durable._residency re
-        UNION
-        SELECT so.class, so.id FROM durable._sockets so
-         WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()) o
-  LEFT JOIN (SELECT st.class, st.id, pg_catalog.count(*) AS keys,
-                    pg_catalog.sum(pg_catalog.octet_length(st.key) OPERATOR(pg_catalog.+)
-                                   pg_catalog.pg_column_size(st.value))::bigint AS bytes
-               FROM durable._storage st
-              GROUP BY st.class, st.id) s
-         ON s.class OPERATOR(pg_catalog.=) o.class AND s.id OPERATOR(pg_catalog.=) o.id
-  LEFT JOIN (SELECT so.class, so.id, pg_catalog.count(*) AS sockets
-               FROM durable._sockets so
-              WHERE so.epoch OPERATOR(pg_catalog.=) durable._gateway_epoch()
-              GROUP BY so.class, so.id) k
-         ON k.class OPERATOR(pg_catalog.=) o.class AND k.id OPERATOR(pg_catalog.=) o.id
-  LEFT JOIN durable._residency r
-         ON r.class OPERATOR(pg_catalog.=) o.class AND r.id OPERATOR(pg_catalog.=) o.id
-  LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) o.class
- WHERE durable._visible(c.owner);
+-- durable.classes and durable.objects use it too: they are defined once, below (State
+-- migrations), with their version columns.
 
 CREATE OR REPLACE VIEW durable.alarms WITH (security_barrier) AS
 SELECT a.class, a.id, a.name, a.at, a.scheduled_at, a.attempt, a.last_error

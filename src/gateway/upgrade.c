@@ -36,12 +36,12 @@ struct GwPending
 };
 
 /*
- * resume_since
+ * since_parameter
  *		The query parameter since=N of a socket that resumes after event N:
  *		N (0 to 2^63-1, in decimal), -1 when absent, -2 when malformed.
  */
 static int64
-resume_since(const GatewayRequest *req)
+since_parameter(const GatewayRequest *req)
 {
 	const char *cursor = req->query;
 	char	   *name;
@@ -211,7 +211,7 @@ GatewayUpgrade(GatewayConn *c, GwPending **pending)
 			return GatewayRespond(c, 426, NULL, NULL, "Sec-WebSocket-Version: 13\r\n");
 		return GatewayRespondError(c, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_PROTOCOL, fault);
 	}
-	if ((since = resume_since(&c->req)) == -2)
+	if ((since = since_parameter(&c->req)) == -2)
 		return refuse(c, id, HTTP_STATUS_BAD_REQUEST, DURABLE_STATE_BAD_VALUE,
 					  "since must be a whole number from 0 to 9223372036854775807");
 

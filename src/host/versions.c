@@ -248,7 +248,7 @@ remember(const char *class_name, const char *id, uint64 object, int32 version)
 
 /* run statement plan with (class, id[, version]); the first column of a SELECT */
 static Datum
-run(int plan, const char *class_name, const char *id, int32 version, bool *isnull)
+run_plan(int plan, const char *class_name, const char *id, int32 version, bool *isnull)
 {
 	DurableSpiState spi;
 	Datum		values[3];
@@ -293,21 +293,21 @@ DurableVersionCheck(const DurableClass *cls, const char *id, uint64 object, int3
 	if (e != NULL && e->version >= cls->version && same_name(e, cls->name, id))
 		return false;
 
-	d = run(PLAN_GET, cls->name, id, 0, &isnull);
+	d = run_plan(PLAN_GET, cls->name, id, 0, &isnull);
 	if (!isnull)
 		version = DatumGetInt32(d);
 	else
 	{
 		/* writes of earlier calls still held in the storage cache count too */
 		DurableCacheFlush();
-		d = run(PLAN_HAS_STORAGE, cls->name, id, 0, &isnull);
+		d = run_plan(PLAN_HAS_STORAGE, cls->name, id, 0, &isnull);
 		if (DatumGetBool(d))
 			version = cls->base_version;
 		else
 		{
 			/* a new object starts at the class version */
 			version = cls->version;
-			(void) run(PLAN_NEW, cls->name, id, version, &isnull);
+			(void) run_plan(PLAN_NEW, cls->name, id, version, &isnull);
 		}
 	}
 	remember(cls->name, id, object, version);
@@ -328,7 +328,7 @@ DurableVersionSet(const DurableClass *cls, const char *id, uint64 object, int32 
 	bool		isnull;
 
 	ensure_versions();
-	(void) run(PLAN_SET, cls->name, id, version, &isnull);
+	(void) run_plan(PLAN_SET, cls->name, id, version, &isnull);
 	remember(cls->name, id, object, version);
 }
 
