@@ -8,7 +8,8 @@
 # Then: one throw-away cluster with shared_preload_libraries for pg_regress (sql/, expected/),
 # isolation specs (test/specs/) and the integration tests (test/integration/*.sh, which print
 # TAP-style "ok - ..." / "not ok - ..." lines; a script that exits non-zero or prints no
-# result counts as failed).  The last line is "N passed, M failed"; the exit status is
+# result counts as failed).  TESTS=REGEX runs only the integration tests it matches;
+# PG_TREE=DIR tests against a private copy of the server instead of the system's.  The last line is "N passed, M failed"; the exit status is
 # non-zero on any failure.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +21,15 @@ if [ "${1:-}" != "--inside" ]; then
     cd "$here"
     if [ "$(id -u)" = 0 ]; then
         test/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
-        if ! { make -s -j2 >/dev/null && make -s install >/dev/null; }; then
+        # PG_TREE=DIR: install into a private copy of the server (test/pg-tree.sh) instead of
+        # the system's, so builds of several branches can be tested at once on one machine
+        destdir=
+        if [ -n "${PG_TREE:-}" ]; then
+            PGBIN=$(test/pg-tree.sh "$PG_TREE") || { echo "0 passed, 1 failed"; exit 1; }
+            export PGBIN
+            destdir="DESTDIR=$PG_TREE"
+        fi
+        if ! { make -s -j2 >/dev/null && make -s install $destdir >/dev/null; }; then
             echo "build failed"
             echo "0 passed, 1 failed"
             exit 1
@@ -30,7 +39,8 @@ if [ "${1:-}" != "--inside" ]; then
         cp -r examples clients src "$work/"
         chmod 755 "$work"
         chown -R postgres: "$work"
-        runuser -u postgres -- env TESTS="${TESTS:-}" "$work/test/run.sh" --inside "$work"
+        runuser -u postgres -- env TESTS="${TESTS:-}" WS_TESTS="${WS_TESTS:-}" \
+            PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}" "$work/test/run.sh" --inside "$work"
         rc=$?
     else
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
