@@ -8,7 +8,10 @@
  *	- the settings epoch moves when an ALTER ROLE/DATABASE ... SET commits:
  *	  hosts read the settings of class owners again;
  *	- the class directory's dirty flag is set when classes changed: the scheduler
- *	  sends the gateway a new directory (and is woken for it).
+ *	  sends the gateway a new directory (and is woken for it);
+ *	- the gone epoch moves when the scheduler finds the extension gone from the
+ *	  database (DROP EXTENSION, or outdated SQL): hosts stop serving and leave,
+ *	  which returns all their memory.
  * All are atomics; nothing here throws.
  *
  * IDENTIFICATION
@@ -28,6 +31,7 @@ typedef struct EpochsShared
 	pg_atomic_uint64 storage;
 	pg_atomic_uint64 settings;
 	pg_atomic_uint32 classes_dirty;
+	pg_atomic_uint64 gone;
 } EpochsShared;
 
 static EpochsShared *shared = NULL;
@@ -51,6 +55,7 @@ DurableEpochsShmemStartup(void)
 		pg_atomic_init_u64(&shared->storage, 0);
 		pg_atomic_init_u64(&shared->settings, 0);
 		pg_atomic_init_u32(&shared->classes_dirty, 1);
+		pg_atomic_init_u64(&shared->gone, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -99,4 +104,17 @@ bool
 DurableClassDirTakeDirty(void)
 {
 	return pg_atomic_exchange_u32(&shared->classes_dirty, 0) != 0;
+}
+
+uint64
+DurableExtensionGoneEpoch(void)
+{
+	return pg_atomic_read_u64(&shared->gone);
+}
+
+void
+DurableExtensionGoneBump(void)
+{
+	if (shared)
+		pg_atomic_fetch_add_u64(&shared->gone, 1);
 }
