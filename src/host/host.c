@@ -550,6 +550,7 @@ leave_if_idle(void)
 		return;
 	if (!DurableHostStartExit(durable_host_number, DurableHostIdle))
 		return;
+	DurableResidencyLeave();
 	ereport(DEBUG1,
 			(errmsg("pg_durable_objects host %d leaves: %s", durable_host_number,
 					gone ? "the extension is gone" : "idle")));
