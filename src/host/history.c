@@ -136,7 +136,7 @@ static const DurableStatement statements[PLAN_COUNT] =
 	},
 	/* class: how far back its history is complete */
 	[PLAN_HORIZON] = {
-		"SELECT pg_catalog.greatest(c.history_since, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
+		"SELECT GREATEST(c.history_since, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
 		"                           (c.options OPERATOR(pg_catalog.->>) 'history')::pg_catalog.interval), "
 		"       c.options OPERATOR(pg_catalog.->>) 'history' "
 		"  FROM durable._classes c WHERE c.name OPERATOR(pg_catalog.=) $1",

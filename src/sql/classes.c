@@ -459,7 +459,7 @@ durable_define_class(PG_FUNCTION_ARGS)
 									 "       history_since = CASE "
 									 "         WHEN NOT EXCLUDED.options OPERATOR(pg_catalog.?) 'history' THEN NULL "
 									 "         WHEN c.options OPERATOR(pg_catalog.?) 'history' "
-									 "         THEN pg_catalog.greatest(c.history_since, pg_catalog.clock_timestamp() "
+									 "         THEN GREATEST(c.history_since, pg_catalog.clock_timestamp() "
 									 "              OPERATOR(pg_catalog.-) (c.options OPERATOR(pg_catalog.->>) 'history')::pg_catalog.interval) "
 									 "         ELSE EXCLUDED.history_since END",
 									 5, types),
