@@ -615,8 +615,8 @@ DurableCacheForgetHibernated(bool (*resident) (const char *, const char *))
  *		Write every change held in memory to durable._storage: the new values
  *		in one INSERT ... ON CONFLICT (those of classes that keep a history
  *		in another, which records them, history.c), the deleted keys one by
- *		one.  Before a
- *		statement that reads the table (durable.list ...) and before commit.
+ *		one.  Before a statement that reads the table (durable.list ...) and
+ *		before commit.
  *		Whether there was anything to write (a statement after it must take
  *		a new snapshot to see it).
  *		Marking entries clean is a change too: if the subtransaction that

@@ -188,6 +188,7 @@ is "restore to now changes nothing" "$(sql "SELECT durable.restore('hist', 'a', 
 # --- restore sends nothing to sockets: no event is numbered for it
 call a shout '{"hello": 1}' >/dev/null
 ev=$(sql "SELECT count(*) FROM durable._events WHERE class = 'hist' AND id = 'a'")
+is "the broadcast before it was numbered (an event row)" "$([ "$ev" -gt 0 ] && echo yes)" yes
 sql "SELECT durable.restore('hist', 'a', '$t1')" >/dev/null
 is "restore broadcasts nothing (no new event)" \
     "$(sql "SELECT count(*) FROM durable._events WHERE class = 'hist' AND id = 'a'")" "$ev"
