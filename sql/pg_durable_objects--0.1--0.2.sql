@@ -246,3 +246,72 @@ SELECT o.class, o.id,
          ON v.class OPERATOR(pg_catalog.=) o.class AND v.id OPERATOR(pg_catalog.=) o.id
   LEFT JOIN durable._classes c ON c.name OPERATOR(pg_catalog.=) o.class
  WHERE durable._visible(c.owner);
+
+--------------------------------------------------------------------------------
+-- Point-in-time history per object (issue 16, point 5)
+--
+-- A class with the option "history" (an interval, '{"history": "7 days"}') keeps
+-- every committed change of its objects' storage for that long: one row per key
+-- and transaction that changed it, with the value before and after (NULL: the key
+-- did not exist), when and by which method.  Rows with key NULL record the
+-- object's state version (durable._versions).  The host that runs the object
+-- writes them in the transaction that changes the storage, so a call that rolls
+-- back leaves none; the owner's first home host prunes rows older than the
+-- interval in the background.  history_since is when the class's history became
+-- complete: set when history is turned on, moved up when the interval changes.
+-- durable.storage_at reads an object's storage as it was; durable.restore puts it
+-- back, as a call of the object (docs/internals.md, History).
+--------------------------------------------------------------------------------
+
+ALTER TABLE durable._classes ADD COLUMN history_since timestamptz;
+
+CREATE TABLE durable._history (
+    seq     bigint GENERATED ALWAYS AS IDENTITY,
+    class   text COLLATE "C" NOT NULL,
+    id      text COLLATE "C" NOT NULL,
+    key     text COLLATE "C",       -- NULL: the object's state version
+    old     jsonb,                  -- NULL: the key did not exist
+    new     jsonb,                  -- NULL: the key was deleted
+    at      timestamptz NOT NULL,   -- when the change was written, in its transaction
+    method  text NOT NULL,          -- the call that made it ($restore for a restore)
+    PRIMARY KEY (class, id, at, seq)
+);
+CREATE INDEX ON durable._history (class, at);
+COMMENT ON TABLE durable._history IS
+    'Private: the changes of the storage of the objects of classes with the option history, kept for that long';
+COMMENT ON SEQUENCE durable._history_seq_seq IS 'Private: order of the changes in durable._history';
+SELECT pg_catalog.pg_extension_config_dump('durable._history', '');
+SELECT pg_catalog.pg_extension_config_dump('durable._history_seq_seq', '');
+REVOKE ALL ON durable._history FROM PUBLIC;
+
+CREATE FUNCTION durable.storage_at(class text, id text, at timestamptz)
+RETURNS TABLE (key text, value jsonb)
+AS 'MODULE_PATHNAME', 'durable_storage_at'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION durable.storage_at(text, text, timestamptz) IS
+    'The storage of object (class, id) as it was at a time within its class''s history, in key order (class owner or superuser)';
+
+CREATE FUNCTION durable.restore(class text, id text, at timestamptz)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'durable_restore'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION durable.restore(text, text, timestamptz) IS
+    'Put the storage of object (class, id) back as it was at a time within its class''s history, as one call of the object; returns how many keys changed (class owner or superuser)';
+
+CREATE OR REPLACE VIEW durable.classes WITH (security_barrier) AS
+SELECT c.name,
+       p.oid::pg_catalog.regprocedure AS handler,
+       c.owner,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::boolean, false) AS websocket,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::boolean, false) AS http,
+       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') AS durability,
+       c.options OPERATOR(pg_catalog.->) 'auto_response' AS auto_response,
+       c.options,
+       c.created_at,
+       c.updated_at,
+       coalesce((c.options OPERATOR(pg_catalog.->>) 'version')::integer, 1) AS version,
+       (c.options OPERATOR(pg_catalog.->>) 'history')::pg_catalog.interval AS history
+  FROM durable._classes c
+  LEFT JOIN pg_catalog.pg_proc p
+         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
+ WHERE durable._visible(c.owner);

@@ -652,9 +652,11 @@ DurableHostMain(Datum main_arg)
 		{
 			DurablePollBatchDone(run_batch(fetch_work));
 			DurableResidencyMaintain(false);
+			DurableHistoryPrune();
 			continue;
 		}
 		DurableResidencyMaintain(false);
+		DurableHistoryPrune();
 		MemoryContextSwitchTo(HostContext);
 
 		/* one caller at a time (a ping-pong): stay awake a moment for the next */

@@ -18,7 +18,10 @@
 
 #include "shared/settings.h"
 
+#include "shared/catalog.h"
+
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 extern PGDLLEXPORT void DurableHostMain(Datum main_arg);
 extern PGDLLEXPORT void DurableSchedulerMain(Datum main_arg);
@@ -26,5 +29,6 @@ extern void DurableSchedulerRegister(void);
 extern bool DurableInHost(void);
 extern Jsonb *DurableHostCall(const char *class_name, const char *id, const char *method,
 							  Jsonb *args, Oid owner, bool *isnull);
+extern void DurableHistoryCheckAt(const DurableClass *cls, TimestampTz at);
 
 #endif							/* DURABLE_HOST_H */

@@ -5,8 +5,9 @@
  *
  * The host's files, from the bottom up: running.c (what runs), sandbox.c
  * (what a handler starts with and leaves), outbound.c (messages held until
- * commit), events.c (event streams), storage_cache.c, storage.c, alarm.c, sockets.c, work.c (alarms
- * and sends), versions.c (objects' versions), invoke.c (one call), call_io.c (a call in and its outcome
+ * commit), events.c (event streams), history.c (storage history), storage_cache.c, storage.c,
+ * alarm.c, sockets.c, work.c (alarms and sends), versions.c (objects' versions), restore.c
+ * (durable.restore as a call), invoke.c (one call), call_io.c (a call in and its outcome
  * out), calls.c (calls between objects), residency.c, upkeep.c (host 0),
  * poll.c and host.c (the loop).  Each uses only files before it.
  *
@@ -86,12 +87,13 @@ extern Oid	durable_host_owner;		/* whose classes this host runs */
 extern int	durable_host_home;		/* which of the owner's home hosts; -1: an extra */
 extern volatile sig_atomic_t durable_call_crossed;	/* the running call called another host */
 extern int	DurableRunningDepth(void);
-extern void DurableRunningPush(const char *class_name, const char *id, Oid owner,
-							   int64 socket);
+extern void DurableRunningPush(const char *class_name, const char *id, const char *method,
+							   Oid owner, int64 socket);
 extern void DurableRunningPop(void);
 extern void DurableCurrentObject(const char *function, const char **class_name,
 								 const char **id);
 extern int64 DurableCurrentSocket(void);
+extern const char *DurableCurrentMethod(void);
 extern uint64 DurableChain(void);
 extern void DurableChainSet(uint64 chain);
 extern uint64 DurableChainStart(void);
@@ -135,6 +137,17 @@ extern bool DurableEventsPending(void);
 extern void DurableEventsReplay(const char *class_name, const char *id, int64 socket,
 								int64 since, int64 mark, char **tags, int ntags);
 
+/* history.c */
+extern bool DurableHistoryKept(const char *class_name);
+extern void DurableHistoryUpsert(Datum *columns[5], int n);
+extern void DurableHistoryPut(const char *class_name, const char *id, text *key, Jsonb *value);
+extern bool DurableHistoryDelete(const char *class_name, const char *id, text *key,
+								 const char *method);
+extern void DurableHistoryDeleteAll(const char *class_name, const char *id);
+extern void DurableHistoryVersion(const char *class_name, const char *id, bool has_version,
+								  int32 version, const char *method);
+extern void DurableHistoryPrune(void);
+
 /* storage_cache.c */
 extern void DurableCacheBeginCall(uint64 object, bool cache_valid);
 extern bool DurableCacheGet(const char *class_name, const char *id, const text *key,
@@ -148,7 +161,8 @@ extern void DurableCacheForget(const char *class_name, const char *id, const tex
 extern void DurableCacheForgetObject(const char *class_name, const char *id);
 extern void DurableCacheForgetHibernated(bool (*resident) (const char *, const char *));
 extern bool DurableCacheFlush(void);
-extern bool DurableStorageDeleteKey(const char *class_name, const char *id, text *key);
+extern bool DurableStorageDeleteKey(const char *class_name, const char *id, text *key,
+									const char *method);
 
 /* work.c */
 extern bool DurableWorkClaim(DurableCall *call);
@@ -168,7 +182,13 @@ extern bool DurableVersionCheck(const DurableClass *cls, const char *id, uint64 
 								int32 *from);
 extern void DurableVersionSet(const DurableClass *cls, const char *id, uint64 object,
 							  int32 version);
+extern void DurableVersionRestore(const DurableClass *cls, const char *id, uint64 object,
+								  bool has_version, int32 version);
 extern Jsonb *DurableVersionArgs(int32 from, int32 to);
+
+/* restore.c */
+extern Datum DurableRestoreRun(const DurableClass *cls, const char *id, uint64 object,
+							   Jsonb *args);
 
 /* invoke.c */
 extern void DurableInvokeInit(void);

@@ -37,7 +37,8 @@
  * recorded, so the next call tries again.  An inline call migrates its
  * object the same way, inside the calling call.  A request for method
  * $migrate (only durable.migrate_all sends one) migrates the object if it
- * is due and answers whether it did.
+ * is due and answers whether it did; one for $restore (only
+ * durable.restore sends one) runs restore.c instead of a handler.
  *
  * IDENTIFICATION
  *	  src/host/invoke.c
@@ -86,7 +87,7 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
 	uint64		object = DurableObjectKey(cls->name, id);
 
 	DurableSandboxEnter(cls->owner, nested, &sandbox);
-	DurableRunningPush(cls->name, id, cls->owner, socket);
+	DurableRunningPush(cls->name, id, method, cls->owner, socket);
 	/* a top-level call's object is its host's busy object (hosts.c) */
 	if (nested)
 		DurableSetRunning(object, true);
@@ -423,6 +424,18 @@ run_migrate(DurableCall *call, DurableClass *cls, uint64 outer_chain, bool *isnu
 }
 
 /*
+ * is_restore
+ *		Whether call is a durable.restore() (restore.c): method $restore in
+ *		a request from a session, the only source that can send it.
+ */
+static bool
+is_restore(const DurableCall *call)
+{
+	return call->source == DURABLE_SOURCE_REQUEST && call->req.kind == DURABLE_REQUEST_CALL &&
+		call->args_text == NULL && strcmp(call->method, "$restore") == 0;
+}
+
+/*
  * invoke_once
  *		Run call in a subtransaction of the current transaction and record its
  *		outcome in call (result or error), allocated in resultcxt.  If the
@@ -463,6 +476,13 @@ invoke_once(DurableCall *call, MemoryContext resultcxt)
 
 		if (call->migrating || strcmp(call->method, "$migrate") == 0)
 			result = run_migrate(call, &cls, outer_chain, &isnull);
+		else if (is_restore(call))
+		{
+			/* no handler, no version check: the version goes back too */
+			result = DurableRestoreRun(&cls, call->id, call->object, call->args);
+			isnull = false;
+			call->async_commit = false;
+		}
 		else if (DurableVersionCheck(&cls, call->id, call->object, &call->migrate_from))
 		{
 			/* nothing ran: the object runs $migrate first, as a call of its own */

@@ -36,6 +36,7 @@ static const char *running_class[RUNNING_MAX];
 static const char *running_id[RUNNING_MAX];
 static Oid	running_owner[RUNNING_MAX];
 static int64 running_socket[RUNNING_MAX];
+static const char *running_method[RUNNING_MAX];
 static int	nrunning = 0;
 static uint64 current_chain = 0;
 static uint64 chains_started = 0;
@@ -60,12 +61,13 @@ DurableRunningDepth(void)
 /*
  * DurableRunningPush
  *		A handler of class class_name (owned by owner) starts for object id,
- *		started by a frame of socket (0: none).  ERROR 40P01 if the object
+ *		method method, started by a frame of socket (0: none).  ERROR 40P01 if the object
  *		already runs (a cycle of calls), 54000 past RUNNING_MAX.  The strings
  *		must live until DurableRunningPop.
  */
 void
-DurableRunningPush(const char *class_name, const char *id, Oid owner, int64 socket)
+DurableRunningPush(const char *class_name, const char *id, const char *method, Oid owner,
+				   int64 socket)
 {
 	int			i;
 
@@ -85,6 +87,7 @@ DurableRunningPush(const char *class_name, const char *id, Oid owner, int64 sock
 	running_id[nrunning] = id;
 	running_owner[nrunning] = owner;
 	running_socket[nrunning] = socket;
+	running_method[nrunning] = method;
 	nrunning++;
 }
 
@@ -94,6 +97,17 @@ DurableRunningPop(void)
 {
 	Assert(nrunning > 0);
 	nrunning--;
+}
+
+/*
+ * DurableCurrentMethod
+ *		The method of the innermost running handler (history.c records it
+ *		with the changes it makes), NULL outside one.
+ */
+const char *
+DurableCurrentMethod(void)
+{
+	return nrunning > 0 ? running_method[nrunning - 1] : NULL;
 }
 
 /*

@@ -11,7 +11,8 @@
  * wrote what it holds.  Statements use prepared plans kept for the life of
  * the host, run as the owner of the table, inside the call's
  * subtransaction: a failing call's writes vanish with it (the cache undoes
- * its changes with the subtransaction).  Keys and values are always
+ * its changes with the subtransaction).  The objects of a class that keeps
+ * a history write through history.c instead, which records each change.  Keys and values are always
  * parameters, never SQL text.
  *
  * IDENTIFICATION
@@ -276,10 +277,15 @@ put_one(const char *class_name, const char *id, text *key, Jsonb *value)
 
 	if (DurableCachePut(class_name, id, key, value))
 		return;
-	extra[0] = PointerGetDatum(key);
-	extra[1] = JsonbPGetDatum(value);
-	run_statement(PLAN_PUT, class_name, id, &spi, extra, NULL, SPI_OK_INSERT);
-	DurableSpiEnd(&spi);
+	if (DurableHistoryKept(class_name))
+		DurableHistoryPut(class_name, id, key, value);
+	else
+	{
+		extra[0] = PointerGetDatum(key);
+		extra[1] = JsonbPGetDatum(value);
+		run_statement(PLAN_PUT, class_name, id, &spi, extra, NULL, SPI_OK_INSERT);
+		DurableSpiEnd(&spi);
+	}
 	DurableCacheForget(class_name, id, key);
 }
 
@@ -292,7 +298,7 @@ delete_one(const char *class_name, const char *id, text *key)
 
 	if (known >= 0)
 		return known > 0;
-	existed = DurableStorageDeleteKey(class_name, id, key);
+	existed = DurableStorageDeleteKey(class_name, id, key, DurableCurrentMethod());
 	DurableCacheFill(class_name, id, key, NULL);
 	return existed;
 }
@@ -466,9 +472,17 @@ durable_delete_all(PG_FUNCTION_ARGS)
 	const char *class_name;
 	const char *id;
 
-	run_on_table(PLAN_DELETE_ALL, "durable.delete_all()", &spi, NULL, NULL, SPI_OK_DELETE);
-	DurableSpiEnd(&spi);
 	DurableCurrentObject("durable.delete_all()", &class_name, &id);
+	if (DurableHistoryKept(class_name))
+	{
+		(void) DurableCacheFlush();
+		DurableHistoryDeleteAll(class_name, id);
+	}
+	else
+	{
+		run_on_table(PLAN_DELETE_ALL, "durable.delete_all()", &spi, NULL, NULL, SPI_OK_DELETE);
+		DurableSpiEnd(&spi);
+	}
 	DurableCacheForgetObject(class_name, id);
 	PG_RETURN_VOID();
 }

@@ -91,6 +91,7 @@ typedef struct CacheEntry
 	EntryState	state;
 	bool		dirty;			/* changed by this transaction, not yet written */
 	Jsonb	   *value;			/* ENTRY_PRESENT */
+	const char *method;			/* dirty: the call that changed it (history.c) */
 } CacheEntry;
 
 typedef struct UndoRecord
@@ -101,6 +102,7 @@ typedef struct UndoRecord
 	uint32		gen;
 	bool		dirty;
 	Jsonb	   *value;
+	const char *method;
 	Jsonb	   *new_value;		/* the entry's value after the change */
 } UndoRecord;
 
@@ -118,6 +120,7 @@ static UndoRecord *undo = NULL;
 static int	nundo = 0;
 static int	held_changes = 0;		/* changes held since the last flush */
 static Size held_bytes = 0;
+static const char *held_method = NULL;	/* the latest method of a change, this transaction's copy */
 static int	undo_size = 0;
 static uint64 seen_epoch = 0;
 static bool callbacks_registered = false;
@@ -266,6 +269,7 @@ lookup(const char *class_name, const char *id, const text *key, bool create)
 		e->state = ENTRY_UNKNOWN;
 		e->dirty = false;
 		e->value = NULL;
+		e->method = NULL;
 	}
 	return e;
 }
@@ -289,6 +293,7 @@ change(CacheEntry *e, EntryState state, bool dirty, Jsonb *value)
 	u->gen = e->gen;
 	u->dirty = e->dirty;
 	u->value = e->value;
+	u->method = e->method;
 	u->new_value = value;
 	e->state = state;
 	e->gen = object_generation(e->object);
@@ -324,6 +329,7 @@ undo_to(int level)
 		e->gen = u->gen;
 		e->dirty = u->dirty;
 		e->value = u->value;
+		e->method = u->method;
 	}
 }
 
@@ -366,12 +372,14 @@ cache_xact_event(XactEvent event, void *arg)
 			DurableCacheFlush();
 			break;
 		case XACT_EVENT_COMMIT:
+			held_method = NULL;
 			forget_undo();
 			if (MemoryContextMemAllocated(CacheContext, true) >
 				(Size) Max(durable_cache_size, 0) * 1024)
 				cache_reset();
 			break;
 		case XACT_EVENT_ABORT:
+			held_method = NULL;
 			cache_reset();
 			break;
 		default:
@@ -473,6 +481,23 @@ DurableCacheFill(const char *class_name, const char *id, const text *key, const 
 	change(e, value ? ENTRY_PRESENT : ENTRY_ABSENT, false, value ? copy_value(value) : NULL);
 }
 
+/*
+ * mark_changed
+ *		e was changed by the running call: remember its method until the
+ *		change is written (a copy that lives as long as the transaction).
+ */
+static void
+mark_changed(CacheEntry *e)
+{
+	const char *method = DurableCurrentMethod();
+
+	if (method == NULL)
+		method = "?";
+	if (held_method == NULL || strcmp(held_method, method) != 0)
+		held_method = MemoryContextStrdup(TopTransactionContext, method);
+	e->method = held_method;
+}
+
 /* a change of bytes bytes is held: write them all now if the call holds too many */
 static void
 hold(Size bytes)
@@ -492,9 +517,13 @@ hold(Size bytes)
 bool
 DurableCachePut(const char *class_name, const char *id, const text *key, const Jsonb *value)
 {
+	CacheEntry *e;
+
 	if (!cache_enabled() || VARSIZE(value) > CACHE_VALUE_BYTES)
 		return false;
-	change(lookup(class_name, id, key, true), ENTRY_PRESENT, true, copy_value(value));
+	e = lookup(class_name, id, key, true);
+	change(e, ENTRY_PRESENT, true, copy_value(value));
+	mark_changed(e);
 	hold(VARSIZE(value));
 	return true;
 }
@@ -518,6 +547,7 @@ DurableCacheDelete(const char *class_name, const char *id, const text *key)
 	if (e->state == ENTRY_ABSENT)
 		return 0;
 	change(e, ENTRY_ABSENT, true, NULL);
+	mark_changed(e);
 	hold(0);
 	return 1;
 }
@@ -583,8 +613,10 @@ DurableCacheForgetHibernated(bool (*resident) (const char *, const char *))
 /*
  * DurableCacheFlush
  *		Write every change held in memory to durable._storage: the new values
- *		in one INSERT ... ON CONFLICT, the deleted keys one by one.  Before a
- *		statement that reads the table (durable.list ...) and before commit.
+ *		in one INSERT ... ON CONFLICT (those of classes that keep a history
+ *		in another, which records them, history.c), the deleted keys one by
+ *		one.  Before a statement that reads the table (durable.list ...) and
+ *		before commit.
  *		Whether there was anything to write (a statement after it must take
  *		a new snapshot to see it).
  *		Marking entries clean is a change too: if the subtransaction that
@@ -595,11 +627,15 @@ DurableCacheFlush(void)
 {
 	static const Oid upsert_types[4] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID};
 	Datum	   *put[4];
+	Datum	   *kept[5];
 	int			nput = 0;
+	int			nkept = 0;
 	int			n = nundo;
 	int			i;
 	DurableSpiState spi;
 	bool		pushed = false;
+	const char *last_class = NULL;
+	bool		last_kept = false;
 
 	held_changes = 0;
 	held_bytes = 0;
@@ -621,7 +657,25 @@ DurableCacheFlush(void)
 		if (!e->dirty)
 			continue;
 		key = cstring_to_text_with_len(e->k.key, e->k.keylen);
-		if (e->state == ENTRY_PRESENT)
+		/* the entries of one class mostly come together: one lookup for them */
+		if (last_class == NULL || strcmp(last_class, e->k.class_name) != 0)
+		{
+			last_class = e->k.class_name;
+			last_kept = DurableHistoryKept(last_class);
+		}
+		if (e->state == ENTRY_PRESENT && last_kept)
+		{
+			if (nkept == 0)
+				for (int j = 0; j < 5; j++)
+					kept[j] = palloc(sizeof(Datum) * n);
+			kept[0][nkept] = CStringGetTextDatum(e->k.class_name);
+			kept[1][nkept] = CStringGetTextDatum(e->k.id);
+			kept[2][nkept] = PointerGetDatum(key);
+			kept[3][nkept] = JsonbPGetDatum(e->value);
+			kept[4][nkept] = CStringGetTextDatum(e->method ? e->method : "?");
+			nkept++;
+		}
+		else if (e->state == ENTRY_PRESENT)
 		{
 			put[0][nput] = CStringGetTextDatum(e->k.class_name);
 			put[1][nput] = CStringGetTextDatum(e->k.id);
@@ -630,9 +684,11 @@ DurableCacheFlush(void)
 			nput++;
 		}
 		else
-			(void) DurableStorageDeleteKey(e->k.class_name, e->k.id, key);
+			(void) DurableStorageDeleteKey(e->k.class_name, e->k.id, key, e->method);
 		change(e, e->state, false, e->value);
 	}
+	if (nkept > 0)
+		DurableHistoryUpsert(kept, nkept);
 	if (nput > 0)
 	{
 		Datum		arrays[4];
@@ -658,15 +714,19 @@ DurableCacheFlush(void)
 
 /*
  * DurableStorageDeleteKey
- *		Delete key of object (class_name, id) from durable._storage now;
- *		whether it existed.  For storage.c and the flush above.
+ *		Delete key of object (class_name, id) from durable._storage now, a
+ *		change by method (history.c records it if the class keeps a
+ *		history); whether it existed.  For storage.c and the flush above.
  */
 bool
-DurableStorageDeleteKey(const char *class_name, const char *id, text *key)
+DurableStorageDeleteKey(const char *class_name, const char *id, text *key, const char *method)
 {
 	DurableSpiState spi;
 	Datum		values[3];
 	bool		existed;
+
+	if (DurableHistoryKept(class_name))
+		return DurableHistoryDelete(class_name, id, key, method);
 
 	values[0] = CStringGetTextDatum(class_name);
 	values[1] = CStringGetTextDatum(id);

@@ -14,8 +14,9 @@
  * new object one INSERT of its row).
  *
  * The rows are written only here, by the host that holds the object (after
- * its $migrate returned, in the same subtransaction; or for a new object),
- * never by a handler.  A cache entry made in a (sub)transaction that rolls
+ * its $migrate returned, in the same subtransaction; for a new object; or
+ * by a restore, restore.c), never by a handler.  For a class that keeps a
+ * history each change is recorded too (history.c, key NULL).  A cache entry made in a (sub)transaction that rolls
  * back is forgotten with it; the cache is emptied when any class is
  * defined or dropped (catalog.c's generation), since only a class dropped
  * and created again lowers an object's version.
@@ -54,6 +55,7 @@ enum
 	PLAN_HAS_STORAGE,
 	PLAN_NEW,
 	PLAN_SET,
+	PLAN_DELETE,
 	PLAN_COUNT
 };
 
@@ -77,6 +79,12 @@ static const DurableStatement statements[PLAN_COUNT] =
 	[PLAN_SET] = {
 		"INSERT INTO durable._versions (class, id, version) VALUES ($1, $2, $3) "
 		"ON CONFLICT (class, id) DO UPDATE SET version = EXCLUDED.version",
+		3, {TEXTOID, TEXTOID, INT4OID}
+	},
+	[PLAN_DELETE] = {
+		"DELETE FROM durable._versions "
+		" WHERE class OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2 "
+		"   AND $3 IS NOT NULL",
 		3, {TEXTOID, TEXTOID, INT4OID}
 	},
 };
@@ -266,7 +274,8 @@ run_plan(int plan, const char *class_name, const char *id, int32 version, bool *
 			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
 	}
 	else
-		DurableSpiRun(&statements[plan], &plans[plan], values, NULL, SPI_OK_INSERT);
+		DurableSpiRun(&statements[plan], &plans[plan], values, NULL,
+					  plan == PLAN_DELETE ? SPI_OK_DELETE : SPI_OK_INSERT);
 	DurableSpiEnd(&spi);
 	return d;
 }
@@ -307,6 +316,8 @@ DurableVersionCheck(const DurableClass *cls, const char *id, uint64 object, int3
 		{
 			/* a new object starts at the class version */
 			version = cls->version;
+			if (cls->history)
+				DurableHistoryVersion(cls->name, id, true, version, "$new");
 			(void) run_plan(PLAN_NEW, cls->name, id, version, &isnull);
 		}
 	}
@@ -328,8 +339,30 @@ DurableVersionSet(const DurableClass *cls, const char *id, uint64 object, int32 
 	bool		isnull;
 
 	ensure_versions();
+	if (cls->history)
+		DurableHistoryVersion(cls->name, id, true, version, "$migrate");
 	(void) run_plan(PLAN_SET, cls->name, id, version, &isnull);
 	remember(cls->name, id, object, version);
+}
+
+/*
+ * DurableVersionRestore
+ *		A restore (restore.c) puts object (cls, id) back at version, or
+ *		without a row (has_version false: at the base version if it has
+ *		storage, else new): record it like any version change and forget
+ *		what the cache knew, so its next call checks again.
+ */
+void
+DurableVersionRestore(const DurableClass *cls, const char *id, uint64 object,
+					  bool has_version, int32 version)
+{
+	bool		isnull;
+
+	ensure_versions();
+	if (cls->history)
+		DurableHistoryVersion(cls->name, id, has_version, version, "$restore");
+	(void) run_plan(has_version ? PLAN_SET : PLAN_DELETE, cls->name, id, version, &isnull);
+	forget(object);
 }
 
 /*

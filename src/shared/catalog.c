@@ -361,7 +361,8 @@ load_class(DurableClass *entry)
 		"                " CppAsString2(DURABLE_RETAIN_EVENTS_DEFAULT) "), "
 		"       coalesce((c.options OPERATOR(pg_catalog.#>>) '{retain,seconds}')::pg_catalog.int4, 0), "
 		"       coalesce((c.options OPERATOR(pg_catalog.->>) 'version')::pg_catalog.int4, 1), "
-		"       c.base_version "
+		"       c.base_version, "
+		"       c.options OPERATOR(pg_catalog.?) 'history' "
 		"  FROM durable._classes c "
 		"  LEFT JOIN pg_catalog.pg_proc p "
 		"         ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(c.handler) "
@@ -401,6 +402,7 @@ load_class(DurableClass *entry)
 		entry->version = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
 		d = SPI_getbinval(tup, desc, 10, &isnull);
 		entry->base_version = isnull ? entry->version : DatumGetInt32(d);
+		entry->history = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
 		/* a handler some other role owns now never runs as the class */
 		entry->detached = OidIsValid(entry->handler) && handler_owner != entry->owner;
 		if (entry->detached)

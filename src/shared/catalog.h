@@ -31,6 +31,7 @@ typedef struct DurableClass
 	int32		retain_seconds; /* retain.seconds: and only this young; 0: any age */
 	int32		version;		/* option version: its objects' state version (default 1) */
 	int32		base_version;	/* its version when created: of objects with no version row */
+	bool		history;		/* option history: its storage changes are kept */
 } DurableClass;
 
 /* what DurableSpiBegin changed, for DurableSpiEnd */

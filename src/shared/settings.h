@@ -29,6 +29,7 @@
 #define DURABLE_MAX_CLOSE_REASON 123	/* bytes of a WebSocket close reason */
 #define DURABLE_RETAIN_EVENTS_DEFAULT 100	/* class option retain.events */
 #define DURABLE_RETAIN_EVENTS_MAX 100000
+#define DURABLE_HISTORY_MAX_YEARS 100	/* class option history: at most this long */
 
 /* hosts and calls */
 extern char *durable_database;

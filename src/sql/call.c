@@ -137,6 +137,35 @@ DurableCheckCallable(const char *class_name, DurableClass *cls)
 }
 
 /*
+ * DurableCallFromSession
+ *		From a session (not a host): run method on object (cls, id) on its
+ *		host and wait for the outcome; its result (*isnull for SQL NULL), or
+ *		its error raised here.  method is not checked: durable.call checks
+ *		it, migrate_all and restore send their own "$" methods.
+ */
+Jsonb *
+DurableCallFromSession(const DurableClass *cls, const char *id, const char *method,
+					   Jsonb *args, bool *isnull)
+{
+	DurableTarget target;
+	DurableCallMsg msg;
+	DurableReplyMsg reply;
+	DurableReplyStatus status;
+
+	target.owner = cls->owner;
+	target.shard = DurableObjectShard(cls->name, id);
+	target.object = DurableObjectKey(cls->name, id);
+	memset(&msg, 0, sizeof(msg));
+	msg.class_name = cls->name;
+	msg.id = id;
+	msg.method = method;
+	msg.args = args;
+	status = DurableCallObject(&target, DURABLE_REQUEST_CALL, &msg, 0, false, NULL, true,
+							   durable_call_timeout, &reply);
+	return DurableReplyResult(status, &reply, cls->name, id, method, isnull);
+}
+
+/*
  * durable_call
  *		durable.call(class text, id text, method text, args jsonb) RETURNS jsonb
  *
@@ -158,24 +187,7 @@ durable_call(PG_FUNCTION_ARGS)
 	if (DurableInHost())
 		result = DurableHostCall(class_name, id, method, args, cls.owner, &isnull);
 	else
-	{
-		DurableTarget target;
-		DurableCallMsg msg;
-		DurableReplyMsg reply;
-		DurableReplyStatus status;
-
-		target.owner = cls.owner;
-		target.shard = DurableObjectShard(class_name, id);
-		target.object = DurableObjectKey(class_name, id);
-		memset(&msg, 0, sizeof(msg));
-		msg.class_name = class_name;
-		msg.id = id;
-		msg.method = method;
-		msg.args = args;
-		status = DurableCallObject(&target, DURABLE_REQUEST_CALL, &msg, 0, false, NULL, true,
-								   durable_call_timeout, &reply);
-		result = DurableReplyResult(status, &reply, class_name, id, method, &isnull);
-	}
+		result = DurableCallFromSession(&cls, id, method, args, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_JSONB_P(result);

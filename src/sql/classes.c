@@ -27,6 +27,14 @@
  * was created with is kept as its base version: the version of its objects
  * that have state but no row in durable._versions.
  *
+ * A class's option history (an interval) keeps its objects' storage
+ * changes (host/history.c); history_since records from when its history is
+ * complete: the moment it was turned on, moved up by a redefinition to no
+ * earlier than the old interval reached back.  Turning it off leaves the
+ * rows to the hosts' pruning.  drop_class counts history as data, and
+ * deletes it: a class of the same name defined later, maybe by another
+ * role, must never see it.
+ *
  * IDENTIFICATION
  *	  src/sql/classes.c
  *
@@ -39,6 +47,7 @@
 #include <ctype.h>
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -50,7 +59,9 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(durable_define_class);
 PG_FUNCTION_INFO_V1(durable_drop_class);
@@ -235,6 +246,53 @@ retain_ok(Jsonb *retain)
 }
 
 /*
+ * history_ok
+ *		Whether v is the text of a positive interval of at most
+ *		DURABLE_HISTORY_MAX_YEARS years.  Parsed in a subtransaction, so
+ *		that text that is no interval is our error (22023), not the
+ *		parser's.
+ */
+static bool
+history_ok(JsonbValue *v)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char	   *text;
+	Interval   *volatile span = NULL;
+	Interval	zero = {0};
+	Interval	most = {0};
+
+	if (v->type != jbvString)
+		return false;
+	text = pnstrdup(v->val.string.val, v->val.string.len);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		span = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(text),
+													 ObjectIdGetDatum(InvalidOid),
+													 Int32GetDatum(-1)));
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		span = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	most.month = DURABLE_HISTORY_MAX_YEARS * MONTHS_PER_YEAR;
+	return span != NULL &&
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(span),
+										  IntervalPGetDatum(&zero))) > 0 &&
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(span),
+										  IntervalPGetDatum(&most))) <= 0;
+}
+
+/*
  * check_options
  *		ERROR 22023 unless options is an object of known options with values
  *		of the right type.
@@ -291,26 +349,28 @@ check_options(Jsonb *options)
 		else if (strcmp(name, "retain") == 0)
 			ok = option_is(&v, jbvBinary) && JsonContainerIsObject(v.val.binary.data) &&
 				retain_ok(JsonbValueToJsonb(&v));
+		else if (strcmp(name, "history") == 0)
+			ok = history_ok(&v);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown class option \"%s\"", name),
-					 errhint("Valid options are websocket, http, durability, auto_response, retain and version.")));
+					 errhint("Valid options are websocket, http, durability, auto_response, retain, version and history.")));
 		if (!ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for class option \"%s\"", name),
-					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text} of at most " CppAsString2(DURABLE_MAX_AUTO_RESPONSE) " bytes each, retain takes {\"events\": 0 to " CppAsString2(DURABLE_RETAIN_EVENTS_MAX) ", \"seconds\": 1 to 2147483647}, both optional, version takes an integer from 1 to 2147483647.")));
+					 errdetail("websocket and http take true or false, durability takes \"sync\" or \"async\", auto_response takes {\"request\": text, \"response\": text} of at most " CppAsString2(DURABLE_MAX_AUTO_RESPONSE) " bytes each, retain takes {\"events\": 0 to " CppAsString2(DURABLE_RETAIN_EVENTS_MAX) ", \"seconds\": 1 to 2147483647}, both optional, version takes an integer from 1 to 2147483647, history takes an interval as text (\"7 days\"), more than 0 and at most " CppAsString2(DURABLE_HISTORY_MAX_YEARS) " years.")));
 	}
 }
 
 /*
- * check_class_owner
+ * DurableCheckClassOwner
  *		ERROR 42501 unless the current role may change existing class name,
  *		owned by owner (InvalidOid: its handler is gone, superusers only).
  */
-static void
-check_class_owner(const char *name, Oid owner)
+void
+DurableCheckClassOwner(const char *name, Oid owner)
 {
 	if (superuser())
 		return;
@@ -362,7 +422,7 @@ durable_define_class(PG_FUNCTION_ARGS)
 													NumericGetDatum(v->val.numeric))) : 1;
 	if (lock_and_read_owner(name, &owner, &old_version))
 	{
-		check_class_owner(name, owner);
+		DurableCheckClassOwner(name, owner);
 		if (version < old_version)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -384,13 +444,24 @@ durable_define_class(PG_FUNCTION_ARGS)
 	values[3] = ObjectIdGetDatum(handler_owner);
 	values[4] = Int32GetDatum(version);
 	DurableSpiBegin(&spi);
-	/* a class keeps the version it was created with as its base (versions.c) */
+	/*
+	 * a class keeps the version it was created with as its base (versions.c);
+	 * its history is complete from when it was turned on, and no further
+	 * back than the interval it had until now (older rows may be pruned)
+	 */
 	DurableSpiExecute(DurableSpiPlan(&upsert_plan,
-									 "INSERT INTO durable._classes (name, handler, options, owner, base_version) "
-									 "VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5) "
+									 "INSERT INTO durable._classes AS c (name, handler, options, owner, base_version, history_since) "
+									 "VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5, "
+									 "        CASE WHEN $3 OPERATOR(pg_catalog.?) 'history' THEN pg_catalog.clock_timestamp() END) "
 									 "ON CONFLICT (name) DO UPDATE "
 									 "   SET handler = EXCLUDED.handler, options = EXCLUDED.options, "
-									 "       owner = EXCLUDED.owner, updated_at = pg_catalog.now()",
+									 "       owner = EXCLUDED.owner, updated_at = pg_catalog.now(), "
+									 "       history_since = CASE "
+									 "         WHEN NOT EXCLUDED.options OPERATOR(pg_catalog.?) 'history' THEN NULL "
+									 "         WHEN c.options OPERATOR(pg_catalog.?) 'history' "
+									 "         THEN GREATEST(c.history_since, pg_catalog.clock_timestamp() "
+									 "              OPERATOR(pg_catalog.-) (c.options OPERATOR(pg_catalog.->>) 'history')::pg_catalog.interval) "
+									 "         ELSE EXCLUDED.history_since END",
 									 5, types),
 					  values, NULL, false, SPI_OK_INSERT);
 	DurableSpiEnd(&spi);
@@ -429,12 +500,14 @@ durable_drop_class(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("durable class \"%s\" does not exist", name),
 				 errhint("Create it with durable.define_class().")));
-	check_class_owner(name, owner);
+	DurableCheckClassOwner(name, owner);
 
 	values[0] = CStringGetTextDatum(name);
 	DurableSpiBegin(&spi);
 	DurableSpiExecute(DurableSpiPlan(&has_data_plan,
 									 "SELECT EXISTS (SELECT FROM durable._storage "
+									 "                WHERE class OPERATOR(pg_catalog.=) $1) "
+									 "    OR EXISTS (SELECT FROM durable._history "
 									 "                WHERE class OPERATOR(pg_catalog.=) $1)",
 									 1, types),
 					  values, NULL, true, SPI_OK_SELECT);
@@ -443,7 +516,7 @@ durable_drop_class(PG_FUNCTION_ARGS)
 	if (has_data && !drop_data)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("durable class \"%s\" still has objects with storage", name),
+				 errmsg("durable class \"%s\" still has objects with storage or history", name),
 				 errhint("Use durable.drop_class('%s', drop_data => true) to delete them too.",
 						 name)));
 	DurableSpiExecute(DurableSpiPlan(&drop_plan,
@@ -458,6 +531,8 @@ durable_drop_class(PG_FUNCTION_ARGS)
 									 "     e AS (DELETE FROM durable._events "
 									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
 									 "     v AS (DELETE FROM durable._versions "
+									 "            WHERE class OPERATOR(pg_catalog.=) $1), "
+									 "     h AS (DELETE FROM durable._history "
 									 "            WHERE class OPERATOR(pg_catalog.=) $1) "
 									 "DELETE FROM durable._classes WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types),

@@ -95,24 +95,13 @@ read_page(const DurableClass *cls, const char *after, char ***ids)
 static bool
 migrate_one(const DurableClass *cls, const char *id)
 {
-	DurableTarget target;
-	DurableCallMsg msg;
-	DurableReplyMsg reply;
-	DurableReplyStatus status;
 	Jsonb	   *result;
 	bool		isnull;
 
-	target.owner = cls->owner;
-	target.shard = DurableObjectShard(cls->name, id);
-	target.object = DurableObjectKey(cls->name, id);
-	memset(&msg, 0, sizeof(msg));
-	msg.class_name = cls->name;
-	msg.id = id;
-	msg.method = "$migrate";
-	msg.args = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	status = DurableCallObject(&target, DURABLE_REQUEST_CALL, &msg, 0, false, NULL, true,
-							   durable_call_timeout, &reply);
-	result = DurableReplyResult(status, &reply, cls->name, id, "$migrate", &isnull);
+	result = DurableCallFromSession(cls, id, "$migrate",
+									DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																	   CStringGetDatum("{}"))),
+									&isnull);
 	return !isnull && JB_ROOT_IS_SCALAR(result) &&
 		strcmp(JsonbToCString(NULL, &result->root, VARSIZE(result)), "true") == 0;
 }
@@ -138,12 +127,7 @@ durable_migrate_all(PG_FUNCTION_ARGS)
 				 errmsg("durable.migrate_all cannot be called inside an object handler")));
 	DurableCheckClassName(class_name);
 	DurableClassLookup(class_name, &cls, false);
-	if (!superuser() &&
-		(!OidIsValid(cls.owner) || !has_privs_of_role(GetUserId(), cls.owner)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of durable class \"%s\"", class_name),
-				 errdetail("Only the class owner (or a superuser) migrates its objects.")));
+	DurableCheckClassOwner(class_name, cls.owner);
 	DurableClassCheckRunnable(&cls);
 	if (cls.version <= cls.base_version)
 		PG_RETURN_INT64(0);		/* no object can be behind */
