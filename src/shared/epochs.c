@@ -27,7 +27,7 @@ typedef struct EpochsShared
 {
 	pg_atomic_uint64 storage;
 	pg_atomic_uint64 settings;
-	pg_atomic_uint32 classes_dirty;
+	pg_atomic_uint32 classes_dirty;	/* per database, a bit */
 } EpochsShared;
 
 static EpochsShared *shared = NULL;
@@ -50,7 +50,7 @@ DurableEpochsShmemStartup(void)
 	{
 		pg_atomic_init_u64(&shared->storage, 0);
 		pg_atomic_init_u64(&shared->settings, 0);
-		pg_atomic_init_u32(&shared->classes_dirty, 1);
+		pg_atomic_init_u32(&shared->classes_dirty, ~((uint32) 0));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -83,20 +83,26 @@ DurableSettingsEpochBump(void)
 
 /*
  * DurableClassDirMarkDirty
- *		Classes changed: the scheduler sends the gateway a new directory soon.
+ *		Classes changed in this process's database (in all of them from a
+ *		process that serves none, e.g. a session dropping the extension in a
+ *		database it never called into): its scheduler sends the gateway a
+ *		new directory soon.
  */
 void
 DurableClassDirMarkDirty(void)
 {
 	if (shared == NULL)
 		return;
-	pg_atomic_write_u32(&shared->classes_dirty, 1);
+	pg_atomic_fetch_or_u32(&shared->classes_dirty,
+						   durable_db >= 0 ? ((uint32) 1) << durable_db : ~((uint32) 0));
 	DurableWakeScheduler();
 }
 
-/* whether classes changed since the scheduler last asked */
+/* whether classes of database db changed since its scheduler last asked */
 bool
-DurableClassDirTakeDirty(void)
+DurableClassDirTakeDirty(int db)
 {
-	return pg_atomic_exchange_u32(&shared->classes_dirty, 0) != 0;
+	uint32		bit = ((uint32) 1) << db;
+
+	return (pg_atomic_fetch_and_u32(&shared->classes_dirty, ~bit) & bit) != 0;
 }

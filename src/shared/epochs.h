@@ -22,6 +22,6 @@ extern void DurableStorageEpochBump(void);
 extern uint64 DurableSettingsEpoch(void);
 extern void DurableSettingsEpochBump(void);
 extern void DurableClassDirMarkDirty(void);
-extern bool DurableClassDirTakeDirty(void);
+extern bool DurableClassDirTakeDirty(int db);
 
 #endif							/* DURABLE_EPOCHS_H */

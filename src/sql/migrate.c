@@ -102,6 +102,7 @@ migrate_one(const DurableClass *cls, const char *id)
 	Jsonb	   *result;
 	bool		isnull;
 
+	target.db = durable_db;
 	target.owner = cls->owner;
 	target.shard = DurableObjectShard(cls->name, id);
 	target.object = DurableObjectKey(cls->name, id);
