@@ -107,6 +107,10 @@ async function hold() {
     console.log(`closed ${code}`);
 }
 
-if (process.argv[2] === 'sockets') await sockets();
-else if (process.argv[2] === 'hold') await hold();
+try {
+    if (process.argv[2] === 'sockets') await sockets();
+    else if (process.argv[2] === 'hold') await hold();
+} catch (e) {
+    check(`the WebSocket checks (${process.argv[2]}) ran to their end`, false, e.message);
+}
 process.exit(0);
