@@ -10,11 +10,17 @@ EXTENSION = pg_durable_objects
 MODULE_big = pg_durable_objects
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA = $(sort $(wildcard sql/pg_durable_objects--*.sql))
+# The full script of the current version is built, not written: the last release's full
+# script followed by the upgrade script, so every definition exists once and a fresh
+# CREATE EXTENSION ends in the schema an ALTER EXTENSION UPDATE reaches (31_upgrade checks).
+DATA_built = pg_durable_objects--0.2.sql
 PGFILEDESC = "pg_durable_objects - Durable Objects inside PostgreSQL"
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
-PG_CPPFLAGS = -I$(srcdir)/src
+# the SQL version this library is built for: the control file's default_version
+DURABLE_LIBRARY_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+PG_CPPFLAGS = -I$(srcdir)/src -DDURABLE_LIBRARY_VERSION='"$(DURABLE_LIBRARY_VERSION)"'
 SHLIB_LINK = -lwebsockets -ljansson
 EXTRA_CLEAN = test/results test/tmp_check bench/results/tmp
 
@@ -29,8 +35,17 @@ all install:
 	@exit 1
 endif
 
+pg_durable_objects--0.2.sql: sql/pg_durable_objects--0.1.sql sql/pg_durable_objects--0.1--0.2.sql
+	{ echo '/* pg_durable_objects 0.2: install script, built by the Makefile from'; \
+	  echo '   sql/pg_durable_objects--0.1.sql and sql/pg_durable_objects--0.1--0.2.sql. */'; \
+	  echo; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION pg_durable_objects" to load this file. \quit'; \
+	  grep -v '^\\echo ' sql/pg_durable_objects--0.1.sql | sed 1d; \
+	  grep -v '^\\echo ' sql/pg_durable_objects--0.1--0.2.sql | sed 1d; } >$@
+
 # every object depends on every header of ours (they are small)
 $(OBJS): $(wildcard src/*/*.h)
+src/shared/catalog.o: $(EXTENSION).control
 
 .PHONY: test demo bench deps
 deps:

@@ -473,9 +473,64 @@ function report(resultsFile, machineFile, outDir) {
             `p50 ${ms(al.p50_ms)} ms, p99 ${ms(al.p99_ms)} ms (${al.ran} of ${al.alarms} ran)`, al.ran === al.alarms && al.p99_ms <= 5 && al.min_ms >= 0);
     }
 
+    // ---- figure 6
+    const f6 = {};
+    for (const d of ['sync', 'async']) {
+        f6[d] = {
+            http: find({ fig: 6, series: 'http', durability: d }) || null,
+            ws: find({ fig: 6, series: 'ws', durability: d }) || null,
+            plain: find({ fig: 6, series: 'plain', durability: d }) || null,
+        };
+    }
+    if (f6.sync.http || f6.sync.plain || f6.async.http) {
+        md.push('## Figure 6 — durable increments through the gateway');
+        md.push('');
+        md.push('The counter of figure 1 (classes `bench_counter_web`, `bench_counter_web_async`) called through the gateway by ' +
+            'the C client bench/ws_fanout.c: **HTTP**, `POST /objects/CLASS/cN/inc` on 32 keep-alive connections, one request in ' +
+            'flight on each, N random of 1,000; **WebSocket**, call frames `{"type":"call","method":"inc"}` on 1,000 sockets (one per ' +
+            'object), 32 calls in flight in all, each sent on the socket of a random object. Baseline: the plain upsert of figure 1 by ' +
+            'pgbench with 32 clients (async: `synchronous_commit = off`), its runs alternating with the gateway\'s (A B B A). ' +
+            'Calls/s and p50/p99: means over the runs. CPU per call: µs of one core per call, from the cores each process used ' +
+            '(gateway, hosts, the load generator) and all cores busy less those of processes that are not the benchmark\'s ' +
+            '("rest": the server\'s other processes — WAL writer, checkpointer, the backends of pgbench\'s baseline — and the kernel\'s ' +
+            'network and disk work).');
+        md.push('');
+        md.push('| durability | path | calls/s | p50 ms | p99 ms | plain upserts/s | p50 ms | p99 ms | throughput ratio | CPU µs/call: all | gateway | hosts | client | rest | errors | others / steal cores |');
+        md.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+        for (const d of ['sync', 'async']) {
+            const p = f6[d].plain;
+            for (const via of ['http', 'ws']) {
+                const r = f6[d][via];
+                if (!r) continue;
+                if (r.error) { md.push(`| ${d} | ${via} | error: ${r.error} | | | | | | | | | | | | | |`); continue; }
+                const u = r.us_per_call || {};
+                md.push(`| ${d} | ${via === 'http' ? 'HTTP' : 'WebSocket'} | ${fmt(r.tps)} | ${ms(r.p50_ms)} | ${ms(r.p99_ms)} | ` +
+                    `${fmt(p && p.tps)} | ${ms(p && p.p50_ms)} | ${ms(p && p.p99_ms)} | ${rx(ratio(r.tps, p && p.tps))} | ` +
+                    `${fmt(u.all, 1)} | ${fmt(u.gateway, 1)} | ${fmt(u.hosts, 1)} | ${fmt(u.client, 1)} | ${fmt(u.rest, 1)} | ${fmt(r.errors)} | ${dist(r)} |`);
+            }
+            if (p) {
+                const per = p.machine_busy && p.tps ? fmt(Math.max(0, p.machine_busy - (p.other_cpu || 0)) / p.tps * 1e6, 1) : '–';
+                md.push(`| ${d} | plain upsert (pgbench) | ${fmt(p.tps)} | ${ms(p.p50_ms)} | ${ms(p.p99_ms)} | | | | | ${per} | | | | | ${fmt(p.failed || 0)} | ${dist(p)} |`);
+            }
+        }
+        md.push('');
+        const t6 = (d, via, goal, min) => {
+            const r = f6[d][via];
+            const p = f6[d].plain;
+            const rr = r && !r.error && p ? ratio(r.tps, p.tps) : null;
+            target(`durable increments through the gateway (${via === 'http' ? 'HTTP' : 'WebSocket'}, ${d}), 32 in flight, 1,000 objects`,
+                `plain SQL upsert, 32 pgbench clients${d === 'async' ? ', synchronous_commit off' : ''}`, goal,
+                rr === null ? (r && r.error ? `error: ${r.error}` : '–') : `${fmt(r.tps)}/s vs ${fmt(p.tps)}/s = ${rx(rr)}`,
+                rr === null ? null : rr >= min && !r.errors);
+        };
+        t6('sync', 'http', '≥ 2.0× plain SQL', 2.0);
+        t6('sync', 'ws', '≥ 2.0× plain SQL', 2.0);
+        t6('async', 'http', '≥ 1.0× plain SQL', 1.0);
+    }
+
     // ---- targets first in the document: put them after the machine
     const tmd = [];
-    tmd.push('## Targets (issue 6)');
+    tmd.push('## Targets (issues 6 and 18)');
     tmd.push('');
     tmd.push('| figure | reference | target | measured in this run | result |');
     tmd.push('|---|---|---|---|---|');
@@ -499,14 +554,56 @@ function report(resultsFile, machineFile, outDir) {
             3: f3,
             4: ws,
             5: al || null,
+            6: f6,
             knobs,
         },
         measurements: recs,
     }, null, 2) + '\n');
 }
 
+// the runs of one figure-6 series (ws_fanout calls-* JSON lines) as one record: the mean of
+// calls/s and of the runs' p50/p99, the mean CPU shares, and the CPU per call (µs of one core)
+function calls(args) {
+    const [file, ...pairs] = args;
+    const runs = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+    const rec = {};
+    for (const a of pairs) {
+        const eq = a.indexOf('=');
+        const v = a.slice(eq + 1);
+        rec[a.slice(0, eq)] = v !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+    }
+    const good = runs.filter((r) => !r.error && r.calls_per_s > 0);
+    const mean = (f) => { const xs = good.map(f).filter((x) => x !== undefined && x !== null); return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null; };
+    if (!good.length) {
+        rec.error = (runs.find((r) => r.error) || {}).error || 'no run';
+        process.stdout.write(JSON.stringify(rec) + '\n');
+        return;
+    }
+    Object.assign(rec, {
+        connections: good[0].connections, objects: good[0].objects, class: good[0].class,
+        tps: round(mean((r) => r.calls_per_s), 1), tps_reps: good.map((r) => round(r.calls_per_s, 1)),
+        p50_ms: round(mean((r) => r.p50_ms), 3), p99_ms: round(mean((r) => r.p99_ms), 3),
+        errors: runs.reduce((a, r) => a + (r.errors || 0), 0),
+        other_cpu: round(mean((r) => r.other_cpu), 2), steal_cpu: round(mean((r) => r.steal_cpu), 2),
+        reruns: runs.reduce((a, r) => a + (r.reruns || 0), 0),
+    });
+    const cpu = {};
+    for (const k of ['machine_busy', 'gateway_cpu', 'hosts_cpu', 'client_cpu']) cpu[k] = round(mean((r) => r.cpu && r.cpu[k]), 2);
+    rec.cpu = cpu;
+    // µs of CPU per call: each share (cores) divided by calls per µs; "all" leaves out the
+    // cores other processes on the machine used meanwhile (other_cpu)
+    const per = (x) => (x === null || !rec.tps ? null : round(x / rec.tps * 1e6, 1));
+    const ours = cpu.machine_busy === null ? null : Math.max(0, cpu.machine_busy - (rec.other_cpu || 0));
+    rec.us_per_call = {
+        all: per(ours), gateway: per(cpu.gateway_cpu), hosts: per(cpu.hosts_cpu), client: per(cpu.client_cpu),
+        rest: per(ours === null ? null : Math.max(0, ours - (cpu.gateway_cpu || 0) - (cpu.hosts_cpu || 0) - (cpu.client_cpu || 0))),
+    };
+    process.stdout.write(JSON.stringify(rec) + '\n');
+}
+
 const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === 'point') point(rest);
+else if (cmd === 'calls') calls(rest);
 else if (cmd === 'merge') {      // merge JSON KEY=VALUE...: the JSON object with the pairs added
     const r = JSON.parse(rest[0]);
     const add = {};

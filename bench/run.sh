@@ -14,6 +14,8 @@
 #   4. WebSocket: call round trip, fan-out to rooms of 100 and 10,000 sockets, floods, memory
 #      per idle socket (bench/ws_bench.mjs; the rooms also with the C client bench/ws_fanout.c)
 #   5. alarm lateness
+#   6. durable increments through the gateway (HTTP calls, WebSocket call frames; bench/ws_fanout.c)
+#      vs the plain upsert by pgbench, sync and async, with a CPU account per call
 # and a few tuning knobs (durable.max_batch, durable.cache_size, durable.hosts).  Writes
 # bench/results/latest.md and bench/results/latest.json; the raw measurements and the server
 # log go to bench/results/tmp/.
@@ -392,6 +394,57 @@ for objects in 1 1000; do
     done
 done
 sql "CHECKPOINT" >/dev/null
+
+# ------------------------------------------------------------------------------------------
+progress "figure 6: durable increments through the gateway vs plain upsert, 32 connections, $T s per point"
+# the same counter through the gateway: HTTP calls on 32 keep-alive connections, and WebSocket
+# call frames on 1,000 sockets (one per object) with 32 calls in flight, by the C client
+# (bench/ws_fanout.c calls-http|calls-ws); each run next to a pgbench run of the plain upsert with
+# 32 clients (A B B A ...).  calls NAME MODE CLASS: one run, appended to $raw/NAME.jsonl
+calls() {
+    local name=$1 mode=$2 class=$3 try=0 line
+    while :; do
+        find_pids
+        calm_begin
+        line=$(DURABLE_PORT="$DURABLE_PORT" timeout 120 "$WS_FANOUT" "$mode" --class "$class" \
+            --connections 32 --objects 1000 --seconds "$T" \
+            --gateway-pid "$GATEWAY_PID" --host-pids "${HOST_PIDS// /,}" 2>>"$raw/$name.err" | tail -1)
+        wait_for "SELECT sum(queue_depth) = 0 FROM durable.hosts" 60 || echo "  host queues did not drain"
+        if ! calm_end && again "$try"; then try=$((try + 1)); continue; fi
+        break
+    done
+    [ -n "$line" ] || line="{\"error\":\"ws_fanout $mode gave no result: $(tail -1 "$raw/$name.err")\"}"
+    node bench/report.mjs merge "$line" other_cpu="$CALM_OTHER" steal_cpu="$CALM_STEAL" reruns=$try >>"$raw/$name.jsonl"
+}
+if [ -n "$WS_FANOUT" ]; then
+    for cls in bench_counter_web bench_counter_web_async; do
+        sql "SELECT count(durable.call('$cls', 'c' || i, 'inc')) FROM generate_series(1, 1000) i" >/dev/null
+    done
+    for durability in sync async; do
+        cls=bench_counter_web
+        pgopt=
+        [ $durability = async ] && { cls=bench_counter_web_async; pgopt="-c synchronous_commit=off"; }
+        for ((r = 1; r <= REPS; r++)); do
+            if [ $((r % 2)) = 1 ]; then
+                calls "fig6_http_$durability" calls-http $cls
+                calls "fig6_ws_$durability" calls-ws $cls
+                rep "fig6_plain_$durability" "$scripts/plain_1000.sql" "-T $T -c 32 -j 2" "$pgopt"
+            else
+                rep "fig6_plain_$durability" "$scripts/plain_1000.sql" "-T $T -c 32 -j 2" "$pgopt"
+                calls "fig6_ws_$durability" calls-ws $cls
+                calls "fig6_http_$durability" calls-http $cls
+            fi
+        done
+        for via in http ws; do
+            node bench/report.mjs calls "$raw/fig6_${via}_$durability.jsonl" fig=6 series="$via" \
+                durability=$durability | tee -a "$results" | cut -c1-160 | sed 's/^/  /'
+        done
+        record "fig6_plain_$durability" fig=6 series=plain durability=$durability objects=1000 clients=32
+    done
+    sql "CHECKPOINT" >/dev/null
+else
+    echo "{\"fig\":6,\"error\":\"bench/ws_fanout.c did not build\"}" >>"$results"
+fi
 
 # ------------------------------------------------------------------------------------------
 progress "figure 3: empty call round trip, one session ($RT_CALLS calls)"

@@ -14,12 +14,19 @@ BEGIN
         RETURN to_jsonb(n);
     ELSIF method = 'get' THEN
         RETURN coalesce(durable.get('n'), '0');
+    ELSIF left(method, 1) = '$' THEN
+        RETURN NULL;            -- $connect accepts; $message, $close: nothing to do
     END IF;
     RAISE EXCEPTION 'bench_counter has no method %', method USING ERRCODE = '22023';
 END
 $$;
 SELECT durable.define_class('bench_counter', 'bench_counter', '{"durability": "sync"}');
 SELECT durable.define_class('bench_counter_async', 'bench_counter', '{"durability": "async"}');
+-- Figure 6: the same counter through the gateway (HTTP calls and WebSocket call frames)
+SELECT durable.define_class('bench_counter_web', 'bench_counter',
+                            '{"durability": "sync", "http": true, "websocket": true}');
+SELECT durable.define_class('bench_counter_web_async', 'bench_counter',
+                            '{"durability": "async", "http": true, "websocket": true}');
 
 -- the baseline of figures 1 and 2: the same increment as one plain upsert
 CREATE TABLE bench_plain (id text PRIMARY KEY, n bigint NOT NULL);

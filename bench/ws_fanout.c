@@ -1,4 +1,5 @@
-/* bench/ws_fanout.c — a WebSocket load generator in C for the rooms of figure 4 (`make bench`).
+/* bench/ws_fanout.c — the load generator in C of `make bench`: the rooms of figure 4 and the
+ * calls through the gateway (HTTP and WebSocket) of figure 6.
  *
  * The Node client (bench/ws_bench.mjs) spends ~10-20 µs of CPU per received frame; in a room of
  * 10,000 sockets one broadcast is 10,000 frames, so it measures itself more than the gateway.
@@ -21,7 +22,16 @@
  *        Its CPU is reported as gateway_cpu.
  *   --spin 1: epoll_wait without sleeping (the server then pays no wake-ups; burns a core).
  *
- * The result: one JSON line on stdout in the shape of `node ws_bench.mjs room` (fields fanout,
+ *   ws_fanout calls-http|calls-ws --connections 32 --objects 1000 --seconds 5
+ *                   [--class bench_counter_web --method inc]
+ *        figure 6: calls of random objects c1..cN through the gateway, for 1 s of warm-up and
+ *        then `seconds`; calls-http: POST /objects/CLASS/cK/METHOD on `connections` keep-alive
+ *        connections, one request in flight on each; calls-ws: one socket per object, call
+ *        frames with `connections` calls in flight in all, each on a random object's socket.
+ *        One JSON line: calls_per_s, p50_ms/p99_ms of the calls sent in the window, errors
+ *        (non-200 answers, error frames, calls lost with a closed connection), cpu.
+ *
+ * The result of room and floor: one JSON line on stdout in the shape of `node ws_bench.mjs room` (fields fanout,
  * flood, open, kib_per_socket, ... with cpu objects per phase), plus "client": "c".  CPU shares
  * are of one core: client_cpu from getrusage, gateway/hosts from /proc/<pid>/stat, machine_busy
  * and steal from /proc/stat; client_loop_busy = 1 - the share of the phase spent in epoll_wait.
@@ -55,6 +65,12 @@ static int opt_sockets = 100, opt_broadcasts = 200, opt_inflight = 4, opt_per = 
 static int opt_timeout_ms = 10000, opt_bulk = 0, opt_parallel = 200, opt_spin = 0;
 static double opt_flood_s = 3;
 static int gateway_pid = 0;
+/* calls mode */
+static int opt_http = 1, opt_connections = 32, opt_objects = 1000;
+static double opt_seconds = 5;
+static const char *opt_class = "bench_counter_web", *opt_method = "inc";
+static int calls_mode;
+static long calls_errors;
 static int host_pids[64], n_host_pids = 0;
 static int port = 7432;
 
@@ -84,7 +100,9 @@ static void die(const char *what)
 /* ------------------------------------------------------------------------------------------ */
 /* connections: indexed by fd */
 
-enum { S_FREE, S_CONNECTING, S_HTTP, S_ECHO, S_OPEN, S_CLOSING, S_CLOSED };
+enum { S_FREE, S_CONNECTING, S_HTTP, S_ECHO, S_OPEN, S_CLOSING, S_CLOSED, S_RESPONSES };
+
+#define CALL_RING 64                    /* calls in flight on one connection, at most */
 
 typedef struct conn {
     uint8_t state;
@@ -97,6 +115,9 @@ typedef struct conn {
     uint32_t rlen, rcap;
     unsigned char *wbuf;
     uint32_t wlen, woff, wcap;
+    uint32_t object;                    /* calls mode: the object of a WebSocket, 1-based */
+    uint32_t sent, answered;            /* calls mode: calls sent and answered, in order */
+    double *sent_at;                    /* calls mode: send times, CALL_RING of them */
 } conn;
 
 static conn *conns;
@@ -109,6 +130,7 @@ static int is_server;
 static void conn_gone(int fd);
 static void on_http(int fd, const unsigned char *head, size_t len);
 static void on_frame(int fd, int op, unsigned char *p, size_t n);
+static void on_response(int fd, int status, const unsigned char *body, size_t n);
 
 static void ep_set(int fd, uint32_t events, int add)
 {
@@ -218,6 +240,21 @@ static void feed(int fd, unsigned char *d, size_t n)
         c->rlen += n;
         b = c->rbuf;
         len = c->rlen;
+    }
+    while (c->state == S_RESPONSES) {
+        /* HTTP/1.1 responses, one after the other: status line, headers, Content-Length body */
+        unsigned char *h = b + off, *end = memmem(h, len - off, "\r\n\r\n", 4);
+        if (!end) {
+            if (len - off > 16384) { conn_gone(fd); return; }
+            goto keep;
+        }
+        size_t hl = end - h + 4, body = 0;
+        unsigned char *cl = memmem(h, hl, "\r\ncontent-length:", 17);
+        if (!cl) cl = memmem(h, hl, "\r\nContent-Length:", 17);
+        if (cl) body = strtoul((const char *) cl + 17, NULL, 10);
+        if (len - off < hl + body) goto keep;
+        on_response(fd, len - off > 12 ? atoi((const char *) h + 9) : 0, h + hl, body);
+        off += hl + body;
     }
     if (c->state == S_HTTP) {
         unsigned char *end = memmem(b, len, "\r\n\r\n", 4);
@@ -471,6 +508,7 @@ static void conn_gone(int fd)
         return;
     }
     if (c->close_code == 0) c->close_code = 1006;
+    if (calls_mode && c->sent != c->answered) calls_errors += c->sent - c->answered;
     conn_release(fd);
 }
 
@@ -483,6 +521,8 @@ static void call(int fd, const char *method, const char *args)
     if (strcmp(method, "echo") == 0) c->echo_id = id;
     ws_send(fd, 1, buf, n);
 }
+
+static uint32_t objects_started;        /* calls mode: the object of the next WebSocket */
 
 static void start_connect(void)
 {
@@ -500,6 +540,8 @@ static void start_connect(void)
     c->events = 0;
     c->next_id = 0;
     c->rlen = c->wlen = c->woff = 0;
+    c->sent = c->answered = 0;
+    c->object = ++objects_started;
     inprog++;
     if (connect(fd, (struct sockaddr *) &a, sizeof a) < 0 && errno != EINPROGRESS) {
         set_err("connect: %s", strerror(errno));
@@ -509,6 +551,9 @@ static void start_connect(void)
     }
     ep_set(fd, EPOLLOUT, 1);
 }
+
+static void calls_connected(int fd);
+static void calls_reply(int fd, int ok);
 
 static void client_connected(int fd)
 {
@@ -530,9 +575,18 @@ static void client_connected(int fd)
         k64[o++] = i + 2 < 16 ? b64[v & 63] : '=';
     }
     k64[24] = 0;
+    if (calls_mode && opt_http) {
+        conns[fd].state = S_RESPONSES;
+        ep_set(fd, EPOLLIN, 0);
+        calls_connected(fd);
+        return;
+    }
+    char path[300];
+    if (calls_mode) snprintf(path, sizeof path, "/objects/%s/c%u", opt_class, conns[fd].object);
+    else snprintf(path, sizeof path, "%s", path_);
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     path_, port, k64);
+                     path, port, k64);
     conns[fd].state = S_HTTP;
     ep_set(fd, EPOLLIN, 0);
     conn_send(fd, req, n);
@@ -546,6 +600,12 @@ static void client_http(int fd, const unsigned char *head, size_t len)
     if (strcmp(status, "101") != 0) {
         set_err("upgrade refused: HTTP %s", status);
         open_failed(fd, NULL);
+        return;
+    }
+    if (calls_mode) {
+        inprog--;
+        conns[fd].state = S_OPEN;
+        socks[nsocks++] = fd;
         return;
     }
     conns[fd].state = S_ECHO;
@@ -605,7 +665,8 @@ static void client_frame(int fd, int op, unsigned char *p, size_t n)
             socks[nsocks++] = fd;
             return;
         }
-        if (fd == driver) {
+        if (calls_mode) calls_reply(fd, ok);
+        else if (fd == driver) {
             if (flood_on) flood_reply(ok);
             else fan_reply_seen = 1;
         }
@@ -711,6 +772,13 @@ static void on_frame(int fd, int op, unsigned char *p, size_t n)
 {
     if (is_server) srv_frame(fd, op, p, n);
     else client_frame(fd, op, p, n);
+}
+
+static void on_response(int fd, int status, const unsigned char *body, size_t n)
+{
+    (void) body;
+    (void) n;
+    calls_reply(fd, status == 200);
 }
 
 static pid_t start_floor_server(void)
@@ -907,11 +975,140 @@ static double close_phase(void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* the calls mode (figure 6): increments of random objects through the gateway, over HTTP
+ * (keep-alive connections, one request in flight on each) or over WebSockets (one socket per
+ * object; `connections` calls in flight in all, each sent on the socket of a random object) */
+
+static uint32_t rnd_state = 0x2545F491;
+static double calls_from, calls_until;  /* the measured window */
+static long calls_done, calls_lat_n, calls_lat_cap;
+static double *calls_lat;
+
+static uint32_t random_object(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 17;
+    rnd_state ^= rnd_state << 5;
+    return rnd_state % (uint32_t) opt_objects + 1;
+}
+
+static void calls_send(int fd)
+{
+    conn *c = &conns[fd];
+    if (!c->sent_at) c->sent_at = calloc(CALL_RING, sizeof *c->sent_at);
+    c->sent_at[c->sent % CALL_RING] = now_ms();
+    c->sent++;
+    if (opt_http) {
+        char req[512];
+        int n = snprintf(req, sizeof req, "POST /objects/%s/c%u/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                         "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+                         opt_class, random_object(), opt_method, port);
+        conn_send(fd, req, n);
+    } else {
+        call(fd, opt_method, "{}");
+    }
+}
+
+/* WebSockets: a random object's socket with room in its ring */
+static void calls_send_any(void)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        int fd = socks[random_object() % (uint32_t) nsocks];
+        conn *c = &conns[fd];
+        if (c->state == S_OPEN && c->sent - c->answered < CALL_RING) {
+            calls_send(fd);
+            return;
+        }
+    }
+}
+
+static void calls_connected(int fd)
+{
+    inprog--;
+    socks[nsocks++] = fd;
+}
+
+static void calls_reply(int fd, int ok)
+{
+    conn *c = &conns[fd];
+    double t = now_ms(), sent = c->sent_at ? c->sent_at[c->answered % CALL_RING] : t;
+    c->answered++;
+    if (t >= calls_from && t < calls_until) {
+        calls_done++;
+        if (!ok) calls_errors++;
+        if (sent >= calls_from) {
+            if (calls_lat_n == calls_lat_cap) {
+                calls_lat_cap = calls_lat_cap ? calls_lat_cap * 2 : 65536;
+                calls_lat = realloc(calls_lat, calls_lat_cap * sizeof *calls_lat);
+                if (!calls_lat) { fprintf(stderr, "ws_fanout: out of memory\n"); exit(1); }
+            }
+            calls_lat[calls_lat_n++] = t - sent;
+        }
+    }
+    if (t >= calls_until) return;
+    if (opt_http) calls_send(fd);
+    else calls_send_any();
+}
+
+static int calls_main(void)
+{
+    char cpu[512];
+    meter m;
+    double wall;
+    /* HTTP: the connections; WebSockets: a socket per object */
+    opt_sockets = opt_http ? opt_connections : opt_objects;
+    socks = calloc(opt_sockets, sizeof *socks);
+    if (!socks) { fprintf(stderr, "ws_fanout: out of memory\n"); return 1; }
+    {
+        double t0 = now_ms();
+        int started = 0;
+        while ((started < opt_sockets || inprog > 0) && now_ms() - t0 < 120000) {
+            while (inprog < opt_parallel && started < opt_sockets) {
+                started++;
+                start_connect();
+            }
+            loop_once(100);
+        }
+    }
+    if (failed || nsocks == 0) {
+        printf("{\"fig\":6,\"series\":\"%s\",\"error\":\"%d of %d connections failed: %s\"}\n",
+               opt_http ? "http" : "ws", failed, opt_sockets, last_err);
+        return 1;
+    }
+    logf_("%d %s open; %d calls in flight for 1 s of warm-up and %g s", nsocks,
+          opt_http ? "connections" : "sockets", opt_connections, opt_seconds);
+    calls_from = now_ms() + 1000;
+    calls_until = calls_from + opt_seconds * 1000;
+    if (opt_http)
+        for (int i = 0; i < nsocks; i++) calls_send(socks[i]);
+    else
+        for (int i = 0; i < opt_connections; i++) calls_send_any();
+    run_for(1000);
+    meter_start(&m);
+    run_for(opt_seconds * 1000);
+    meter_stop(&m, cpu, sizeof cpu, &wall);
+    /* the calls still in flight end before the connections close */
+    run_for(500);
+    qsort(calls_lat, calls_lat_n, sizeof *calls_lat, cmp_double);
+    printf("{\"fig\":6,\"series\":\"%s\",\"class\":\"%s\",\"connections\":%d,\"objects\":%d,"
+           "\"calls\":%ld,\"errors\":%ld,\"calls_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"cpu\":%s}\n",
+           opt_http ? "http" : "ws", opt_class, opt_connections, opt_objects, calls_done, calls_errors,
+           calls_done / (wall / 1000), calls_lat_n ? pct(calls_lat, calls_lat_n, 50) : -1.0,
+           calls_lat_n ? pct(calls_lat, calls_lat_n, 99) : -1.0, cpu);
+    logf_("%.0f calls/s, p50 %.3f ms, p99 %.3f ms, %ld errors", calls_done / (wall / 1000),
+          calls_lat_n ? pct(calls_lat, calls_lat_n, 50) : -1.0, calls_lat_n ? pct(calls_lat, calls_lat_n, 99) : -1.0,
+          calls_errors);
+    return calls_errors ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 static void usage(void)
 {
     fprintf(stderr, "usage: ws_fanout room|floor [--sockets N] [--broadcasts B] [--flood-seconds S] [--inflight I]\n"
                     "         [--per-call P] [--timeout-ms T] [--gateway-pid P] [--host-pids a,b] [--bulk 0|1]\n"
+                    "       ws_fanout calls-http|calls-ws [--connections 32] [--objects 1000] [--seconds 5]\n"
+                    "         [--class bench_counter_web] [--method inc] [--gateway-pid P] [--host-pids a,b]\n"
                     "       (the gateway: 127.0.0.1:$DURABLE_PORT)\n");
     exit(2);
 }
@@ -921,7 +1118,9 @@ int main(int argc, char **argv)
     if (argc < 2) usage();
     const char *mode = argv[1];
     int floor_mode = strcmp(mode, "floor") == 0;
-    if (!floor_mode && strcmp(mode, "room") != 0) usage();
+    calls_mode = strcmp(mode, "calls-http") == 0 || strcmp(mode, "calls-ws") == 0;
+    opt_http = strcmp(mode, "calls-http") == 0;
+    if (!floor_mode && !calls_mode && strcmp(mode, "room") != 0) usage();
     for (int i = 2; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--sockets")) opt_sockets = atoi(v);
@@ -934,6 +1133,11 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--spin")) opt_spin = atoi(v);
         else if (!strcmp(k, "--parallel")) opt_parallel = atoi(v);
         else if (!strcmp(k, "--gateway-pid")) gateway_pid = atoi(v);
+        else if (!strcmp(k, "--connections")) opt_connections = atoi(v);
+        else if (!strcmp(k, "--objects")) opt_objects = atoi(v);
+        else if (!strcmp(k, "--seconds")) opt_seconds = atof(v);
+        else if (!strcmp(k, "--class")) opt_class = v;
+        else if (!strcmp(k, "--method")) opt_method = v;
         else if (!strcmp(k, "--host-pids")) {
             char *s = strdup(v), *tok, *save;
             for (tok = strtok_r(s, ",", &save); tok && n_host_pids < 64; tok = strtok_r(NULL, ",", &save))
@@ -941,7 +1145,8 @@ int main(int argc, char **argv)
             free(s);
         } else usage();
     }
-    if (opt_sockets < 1 || opt_inflight < 1 || opt_per < 1 || opt_parallel < 1) usage();
+    if (opt_sockets < 1 || opt_inflight < 1 || opt_per < 1 || opt_parallel < 1 ||
+        opt_connections < 1 || opt_objects < 1 || opt_seconds <= 0) usage();
     if (getenv("DURABLE_PORT")) port = atoi(getenv("DURABLE_PORT"));
     tick_ms = 1000.0 / sysconf(_SC_CLK_TCK);
     signal(SIGPIPE, SIG_IGN);
@@ -953,8 +1158,12 @@ int main(int argc, char **argv)
     getrlimit(RLIMIT_NOFILE, &rl);
     max_fd = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1 << 20) ? (1 << 20) - 1 : (int) rl.rlim_cur - 1;
     conns = calloc(max_fd + 1, sizeof *conns);
+    if (!conns) { fprintf(stderr, "ws_fanout: out of memory\n"); return 1; }
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) die("epoll_create1");
+    if (calls_mode) return calls_main();
     socks = calloc(opt_sockets, sizeof *socks);
-    if (!conns || !socks) { fprintf(stderr, "ws_fanout: out of memory\n"); return 1; }
+    if (!socks) { fprintf(stderr, "ws_fanout: out of memory\n"); return 1; }
 
     pid_t server = 0;
     if (floor_mode) {
@@ -965,8 +1174,6 @@ int main(int argc, char **argv)
     } else {
         snprintf(path_, sizeof path_, "/objects/bench_room/room%d", opt_sockets);
     }
-    ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) die("epoll_create1");
 
     static char open_json[1024], fan_json[1024], flood_json[2048];
     long rss0 = gateway_pid && !floor_mode ? proc_rss_kib(gateway_pid) : -1;

@@ -17,6 +17,20 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # pg_isolation_regress are in its src/test/
 PGXS_DIR=$(dirname "$(dirname "$(dirname "$(/usr/lib/postgresql/15/bin/pg_config --pgxs 2>/dev/null || echo /x/y/z)")")")
 
+# old_release VERSION DEST: build a past release for the upgrade test (test/old-release.sh);
+# sets RELEASE_<VERSION>_BIN to its server's bin folder, or to "error: why" (the test then
+# fails and says why).  Only when the upgrade test is to run.
+old_release() {
+    local var="RELEASE_${1//./_}_BIN" out
+    if [ -n "${TESTS:-}" ] && ! [[ 31_upgrade =~ $TESTS ]]; then
+        printf -v "$var" '%s' "error: not built (TESTS=$TESTS)"
+    elif out=$(test/old-release.sh "$1" "$2" 2>&1); then
+        printf -v "$var" '%s' "$(tail -1 <<<"$out")"
+    else
+        printf -v "$var" '%s' "error: $(tr '\n' ' ' <<<"$out")"
+    fi
+}
+
 if [ "${1:-}" != "--inside" ]; then
     cd "$here"
     if [ "$(id -u)" = 0 ]; then
@@ -37,16 +51,19 @@ if [ "${1:-}" != "--inside" ]; then
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
         cp -r sql expected test "$work/"
         cp -r examples clients src "$work/"
+        old_release 0.1 "/tmp/durable-release-0.1"
         chmod 755 "$work"
         chown -R postgres: "$work"
         runuser -u postgres -- env TESTS="${TESTS:-}" WS_TESTS="${WS_TESTS:-}" \
+            RELEASE_0_1_BIN="$RELEASE_0_1_BIN" \
             PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}" "$work/test/run.sh" --inside "$work"
         rc=$?
     else
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
         cp -r sql expected test "$work/"
         cp -r examples clients src "$work/"
-        "$work/test/run.sh" --inside "$work"
+        old_release 0.1 "${TMPDIR:-/tmp}/durable-release-0.1-$(id -u)"
+        RELEASE_0_1_BIN="$RELEASE_0_1_BIN" "$work/test/run.sh" --inside "$work"
         rc=$?
     fi
     if [ $rc = 0 ]; then rm -rf "$work"; else echo "(test files and logs kept in $work)" >&2; fi

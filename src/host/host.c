@@ -35,6 +35,7 @@
  *-------------------------------------------------------------------------
  */
 #include "host/host_int.h"
+#include "shared/epochs.h"
 #include "shared/lanes.h"
 #include "shared/replies.h"
 
@@ -73,6 +74,7 @@ static volatile BatchState batch_state = BATCH_IDLE;
 static bool work_dirty = true;	/* look for due work at the next chance (home hosts) */
 static int	work_taken = 0;		/* due items the last batch took */
 static TimestampTz next_wake = 0;	/* when the next pending item falls due */
+static uint64 gone_epoch = 0;	/* shared/epochs.c's gone epoch when this host started */
 static TimestampTz last_work_look = 0;
 
 #define WORK_SAFETY_LOOK_MS 10000
@@ -522,6 +524,9 @@ init_settings(void *arg)
  *		Between batches: a host with nothing queued, nothing held and no due
  *		work ahead leaves when it was idle long enough, or at once when the
  *		scheduler wants its slot for another owner.  Its slot is free then.
+ *		After DROP EXTENSION (the gone epoch moved since it started) it
+ *		leaves as soon as nothing is queued or held: it has nothing to serve,
+ *		and leaving returns every byte it cached.
  */
 static void
 leave_if_idle(void)
@@ -530,19 +535,25 @@ leave_if_idle(void)
 	int			idle_ms = durable_host_home >= 0 ?
 		(int) Min((int64) durable_idle_timeout * 1000, INT_MAX) : EXTRA_IDLE_MS;
 	bool		asked = DurableHostRetireAsked(durable_host_number);
+	bool		gone = DurableExtensionGoneEpoch() != gone_epoch;
 
-	/* due work soon keeps it; later work starts it again (the scheduler looks each second) */
-	if (DurableHeldCount() > 0 || looks_again() ||
-		!DurableRingEmpty(durable_host_number) ||
-		(next_wake != 0 && next_wake < TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-																   LEAVE_BEFORE_WORK_MS)))
+	if (DurableHeldCount() > 0 || !DurableRingEmpty(durable_host_number))
 		return;
-	if (!asked && !TimestampDifferenceExceeds(last, GetCurrentTimestamp(), idle_ms))
+	/* due work soon keeps it; later work starts it again (the scheduler looks each second) */
+	if (!gone && (looks_again() ||
+				  (next_wake != 0 &&
+				   next_wake < TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   LEAVE_BEFORE_WORK_MS))))
+		return;
+	if (!asked && !gone &&
+		!TimestampDifferenceExceeds(last, GetCurrentTimestamp(), idle_ms))
 		return;
 	if (!DurableHostStartExit(durable_host_number, DurableHostIdle))
 		return;
+	DurableResidencyLeave();
 	ereport(DEBUG1,
-			(errmsg("pg_durable_objects host %d leaves: idle", durable_host_number)));
+			(errmsg("pg_durable_objects host %d leaves: %s", durable_host_number,
+					gone ? "the extension is gone" : "idle")));
 	proc_exit(0);
 }
 
@@ -624,6 +635,7 @@ DurableHostMain(Datum main_arg)
 	PG_exception_stack = &local_sigjmp_buf;
 
 	DurableResidencyReset();
+	gone_epoch = DurableExtensionGoneEpoch();
 
 	for (;;)
 	{

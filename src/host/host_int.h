@@ -193,6 +193,7 @@ extern void DurableCallsReset(void);
 extern void DurableResidencyTouch(const char *class_name, const char *id);
 extern void DurableResidencyMaintain(bool force);
 extern void DurableResidencyReset(void);
+extern void DurableResidencyLeave(void);
 extern bool DurableResidencyHas(const char *class_name, const char *id);
 
 /* upkeep.c (the scheduler's) */

@@ -111,6 +111,26 @@ DurableResidencyReset(void)
 	reset_pending = true;
 }
 
+/*
+ * DurableResidencyLeave
+ *		The host leaves on purpose (idle, or the extension is gone): its
+ *		objects leave memory with it, so its rows go too, or durable.objects
+ *		would show them in memory until the slot's next host starts (which is
+ *		what still happens to the rows of a host that crashed).  Outside a
+ *		transaction; a failure is logged and the host leaves anyway.
+ */
+void
+DurableResidencyLeave(void)
+{
+	if (residents != NULL)
+	{
+		hash_destroy(residents);
+		residents = NULL;
+	}
+	reset_pending = true;
+	DurableResidencyMaintain(true);
+}
+
 static Datum
 text_array(List *strings)
 {

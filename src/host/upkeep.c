@@ -145,9 +145,10 @@ send_classes(void)
 
 /*
  * DurableClassDirMaintain
- *		The scheduler, outside a transaction: send its database's directory to the gateway if
- *		classes changed or a new gateway runs, and forget the socket rows of a
- *		gateway that is gone once a new one started.
+ *		The scheduler, outside a transaction: send its database's directory
+ *		to the gateway if classes changed or a new gateway runs, forget the
+ *		socket rows of a gateway that is gone once a new one started, and tell
+ *		the database's hosts to leave when the extension is gone.
  */
 void
 DurableClassDirMaintain(void)
@@ -155,16 +156,20 @@ DurableClassDirMaintain(void)
 	static int64 sent_epoch = 0;
 	static int64 cleaned_epoch = -1;
 	int64		epoch = DurableGatewayEpoch();
-	bool		send = DurableClassDirTakeDirty(durable_db) || epoch != sent_epoch;
+	bool		dirty = DurableClassDirTakeDirty(durable_db);
+	bool		send = dirty || epoch != sent_epoch;
 
 	/* no gateway runs: the next one gets the directory when it starts */
 	if (epoch == 0)
 		send = false;
-	if (!send && epoch == cleaned_epoch)
+	if (!send && !dirty && epoch == cleaned_epoch)
 		return;
 
 	DurableHostTransactionStart("durable class directory");
 	PushActiveSnapshot(GetTransactionSnapshot());
+	/* the extension is gone (or outdated): the hosts stop serving and leave */
+	if (dirty && !DurableExtensionPresent())
+		DurableExtensionGoneBump();
 	if (send)
 		sent_epoch = send_classes() ? epoch : 0;
 	if (epoch != cleaned_epoch && DurableExtensionPresent())

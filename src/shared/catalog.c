@@ -28,13 +28,18 @@
 #include "shared/epochs.h"
 #include "shared/objects.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -103,16 +108,78 @@ ensure_cache(void)
 }
 
 /*
+ * installed_version
+ *		The version of the extension's SQL objects in this database
+ *		(pg_extension.extversion), palloc'd; NULL if it has none.
+ */
+static char *
+installed_version(Oid extension)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extension));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		datum = heap_getattr(tuple, Anum_pg_extension_extversion,
+										 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(datum));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/*
+ * DurableExtensionOutdated
+ *		The installed SQL version if the extension exists in this database at
+ *		another version than this library's (the server was upgraded, ALTER
+ *		EXTENSION ... UPDATE not yet run); NULL otherwise.  The library then
+ *		touches none of the extension's tables: their shape may differ from
+ *		what its statements expect.  Needs a transaction.
+ */
+char *
+DurableExtensionOutdated(void)
+{
+	Oid			extension = get_extension_oid(DURABLE_EXTENSION_NAME, true);
+	char	   *version;
+
+	if (!OidIsValid(extension))
+		return NULL;
+	version = installed_version(extension);
+	if (version == NULL || strcmp(version, DURABLE_LIBRARY_VERSION) == 0)
+		return NULL;
+	return version;
+}
+
+/*
  * DurableExtensionPresent
- *		Whether the extension exists (and is not being created) in this
- *		database, and its tables can be found.  Caches the tables' relid and
- *		owner.  Needs a transaction.
+ *		Whether the extension exists (and is not being created or updated) in
+ *		this database at this library's version, and its tables can be found.
+ *		Caches the tables' relid and owner (until durable._classes changes);
+ *		an outdated extension is not cached, so ALTER EXTENSION ... UPDATE
+ *		takes effect at the next look (and the gateway is sent the classes
+ *		then).  A worker logs an outdated extension once, with what to run.
+ *		Needs a transaction.
  */
 bool
 DurableExtensionPresent(void)
 {
+	static bool warned_outdated = false;
+	static bool was_outdated = false;
 	Oid			nsp;
 	HeapTuple	tuple;
+	char	   *outdated;
 
 	ensure_cache();
 	if (OidIsValid(classes_relid) && OidIsValid(tables_owner))
@@ -120,6 +187,22 @@ DurableExtensionPresent(void)
 	if (creating_extension || IsBinaryUpgrade ||
 		!OidIsValid(get_extension_oid(DURABLE_EXTENSION_NAME, true)))
 		return false;
+	outdated = DurableExtensionOutdated();
+	if (outdated != NULL)
+	{
+		/* sessions get an ERROR from require_extension; workers say it once */
+		if (IsBackgroundWorker && !warned_outdated)
+		{
+			warned_outdated = true;
+			ereport(WARNING,
+					(errmsg("extension \"%s\" is at version %s in database \"%s\" but its library is version %s: no object is served here",
+							DURABLE_EXTENSION_NAME, outdated,
+							get_database_name(MyDatabaseId), DURABLE_LIBRARY_VERSION),
+					 errhint("Run ALTER EXTENSION %s UPDATE.", DURABLE_EXTENSION_NAME)));
+		}
+		was_outdated = true;
+		return false;
+	}
 	nsp = get_namespace_oid(DURABLE_SCHEMA, true);
 	if (!OidIsValid(nsp))
 		return false;
@@ -134,14 +217,31 @@ DurableExtensionPresent(void)
 	}
 	tables_owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
+	/* updated since the last look: the gateway learns the classes it now serves */
+	if (was_outdated)
+	{
+		was_outdated = false;
+		DurableClassDirMarkDirty();
+	}
 	return true;
 }
 
 static void
 require_extension(void)
 {
-	if (!DurableExtensionPresent())
+	char	   *outdated;
+
+	if (DurableExtensionPresent())
+		return;
+	outdated = creating_extension ? NULL : DurableExtensionOutdated();
+	if (outdated != NULL)
 		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"%s\" is at version %s in database \"%s\" but its library is version %s",
+						DURABLE_EXTENSION_NAME, outdated,
+						get_database_name(MyDatabaseId), DURABLE_LIBRARY_VERSION),
+				 errhint("Run ALTER EXTENSION %s UPDATE.", DURABLE_EXTENSION_NAME)));
+	ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"%s\" is not installed in database \"%s\"",
 						DURABLE_EXTENSION_NAME, get_database_name(MyDatabaseId)),

@@ -54,6 +54,7 @@ extern void DurableClassCheckRunnable(const DurableClass *cls);
 extern void DurableClassesInvalidate(void);
 extern uint64 DurableClassesGeneration(void);
 extern bool DurableExtensionPresent(void);
+extern char *DurableExtensionOutdated(void);
 extern int	DurableSearchPathPush(void);
 extern void DurableSearchPathPop(int level);
 extern void DurableSpiBegin(DurableSpiState *state);

@@ -8,7 +8,10 @@
  *	- the settings epoch moves when an ALTER ROLE/DATABASE ... SET commits:
  *	  hosts read the settings of class owners again;
  *	- the class directory's dirty flag is set when classes changed: the scheduler
- *	  sends the gateway a new directory (and is woken for it).
+ *	  sends the gateway a new directory (and is woken for it);
+ *	- the gone epoch of a database moves when its scheduler finds the
+ *	  extension gone from the database (DROP EXTENSION, or outdated SQL): hosts stop serving and leave,
+ *	  which returns all their memory.
  * All are atomics; nothing here throws.
  *
  * IDENTIFICATION
@@ -28,6 +31,7 @@ typedef struct EpochsShared
 	pg_atomic_uint64 storage;
 	pg_atomic_uint64 settings;
 	pg_atomic_uint32 classes_dirty;	/* per database, a bit */
+	pg_atomic_uint64 gone[DURABLE_MAX_DATABASES];	/* per database */
 } EpochsShared;
 
 static EpochsShared *shared = NULL;
@@ -42,6 +46,7 @@ void
 DurableEpochsShmemStartup(void)
 {
 	bool		found;
+	int			i;
 
 	shared = NULL;
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
@@ -51,6 +56,8 @@ DurableEpochsShmemStartup(void)
 		pg_atomic_init_u64(&shared->storage, 0);
 		pg_atomic_init_u64(&shared->settings, 0);
 		pg_atomic_init_u32(&shared->classes_dirty, ~((uint32) 0));
+		for (i = 0; i < DURABLE_MAX_DATABASES; i++)
+			pg_atomic_init_u64(&shared->gone[i], 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -105,4 +112,24 @@ DurableClassDirTakeDirty(int db)
 	uint32		bit = ((uint32) 1) << db;
 
 	return (pg_atomic_fetch_and_u32(&shared->classes_dirty, ~bit) & bit) != 0;
+}
+
+/*
+ * DurableExtensionGoneEpoch / DurableExtensionGoneBump
+ *		The gone epoch of this process's database (a host, the scheduler):
+ *		DROP EXTENSION in one database makes only that database's hosts leave.
+ */
+uint64
+DurableExtensionGoneEpoch(void)
+{
+	Assert(durable_db >= 0);
+	return pg_atomic_read_u64(&shared->gone[durable_db]);
+}
+
+void
+DurableExtensionGoneBump(void)
+{
+	Assert(durable_db >= 0);
+	if (shared)
+		pg_atomic_fetch_add_u64(&shared->gone[durable_db], 1);
 }

@@ -23,5 +23,7 @@ extern uint64 DurableSettingsEpoch(void);
 extern void DurableSettingsEpochBump(void);
 extern void DurableClassDirMarkDirty(void);
 extern bool DurableClassDirTakeDirty(int db);
+extern uint64 DurableExtensionGoneEpoch(void);
+extern void DurableExtensionGoneBump(void);
 
 #endif							/* DURABLE_EPOCHS_H */

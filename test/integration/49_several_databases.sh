@@ -159,11 +159,19 @@ is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'";
         [ "$(on $B "SELECT count(*) FROM durable.sockets_all WHERE id = 'held'")" = 1 ] && break
         sleep 0.1
     done
+    hosts_a=$(on $A "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM durable.hosts WHERE home IS NOT NULL")
     on $B "DROP EXTENSION pg_durable_objects CASCADE" >/dev/null 2>&1
     wait "$hold"
     is "f) DROP EXTENSION in B closes B's socket with 1001" "$(cat "$tmp/hold.out")" "closed 1001"
     for _ in $(seq 30); do [ "$(status /db/$B/objects/it49/x/get)" = 404 ] && break; sleep 0.1; done
     is "f) B's objects are 404 after the drop" "$(status /db/$B/objects/it49/x/get)" 404
+    for _ in $(seq 30); do
+        [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_durable_objects host' AND datname = '$B'")" = 0 ] && break
+        sleep 0.1
+    done
+    is "f) B's hosts left" "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_durable_objects host' AND datname = '$B'")" 0
+    is "f) A's home hosts are the same processes ($hosts_a)" \
+        "$(on $A "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM durable.hosts WHERE home IS NOT NULL")" "$hosts_a"
     is "f) A still answers over HTTP" "$(post /objects/it49/x/inc | jq -c '.result | [.n, .db]')" "[4,\"$A\"]"
     is "f) A still answers durable.call" "$(on $A "SELECT durable.call('it49', 'x', 'get')->>'n'")" 4
     on $B "SET client_min_messages = warning; CREATE EXTENSION pg_durable_objects;
