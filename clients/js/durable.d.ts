@@ -83,4 +83,5 @@ export class DurableSocket {
 }
 
 export function connect(url: string, options?: ConnectOptions): DurableSocket;
-export function objectUrl(base: string, className: string, id: string): string;
+export function objectUrl(base: string, className: string, id: string,
+                          options?: { database?: string }): string;

@@ -65,9 +65,14 @@ function withParams(url, params) {
     return url + (url.includes('?') ? '&' : '?') + query;
 }
 
-/** The URL of object (className, id) on a gateway base URL such as ws://127.0.0.1:7432. */
-export function objectUrl(base, className, id) {
-    return `${base.replace(/\/+$/, '')}/objects/${encodeURIComponent(className)}/${encodeURIComponent(id)}`;
+/**
+ * The URL of object (className, id) on a gateway base URL such as ws://127.0.0.1:7432; with
+ * options.database, of that database of the server's durable.database (/db/NAME/objects/...),
+ * else of its first one (a base URL may also end in /db/NAME itself).
+ */
+export function objectUrl(base, className, id, options = {}) {
+    const db = options.database == null ? '' : `/db/${encodeURIComponent(options.database)}`;
+    return `${base.replace(/\/+$/, '')}${db}/objects/${encodeURIComponent(className)}/${encodeURIComponent(id)}`;
 }
 
 // data that goes as a binary frame: an ArrayBuffer, a typed array, a DataView or a Blob

@@ -3,13 +3,14 @@
  * classes.c
  *	  The gateway's copy of the class directory.
  *
- * Host 0 sends the whole directory as a GATEWAY_MSG_CLASSES message whenever
- * classes changed or the gateway started (host/upkeep.c describes the
- * encoding).  The
- * gateway keeps it in its own memory as an array sorted by name and looks
- * classes up with a binary search: no lock, no shared memory and no limit
- * on the number of classes.  Until the first message arrived the directory
- * is "not loaded" and object routes answer 503.
+ * The scheduler of each database sends the whole directory of its database
+ * as a GATEWAY_MSG_CLASSES message whenever classes changed or the gateway
+ * started (host/upkeep.c describes the encoding).  The gateway keeps one
+ * directory per database of durable.database, each in its own memory as an
+ * array sorted by name, and looks classes up with a binary search: no lock,
+ * no shared memory and no limit on the number of classes.  Until the first
+ * message of a database arrived its directory is "not loaded" and its
+ * object routes answer 503.
  *
  * Runs inside lws callbacks: memory is malloc'd, nothing here throws; a
  * message that cannot be decoded or stored leaves the previous copy.
@@ -32,9 +33,14 @@ typedef struct GatewayClass
 	char	   *auto_response;
 } GatewayClass;
 
-static GatewayClass *classes = NULL;
-static int	nclasses = 0;
-static bool loaded = false;
+typedef struct GatewayDirectory
+{
+	GatewayClass *classes;
+	int			nclasses;
+	bool		loaded;
+} GatewayDirectory;
+
+static GatewayDirectory dirs[DURABLE_MAX_DATABASES];
 
 static void
 free_classes(GatewayClass *list, int n)
@@ -85,19 +91,24 @@ compare_classes(const void *a, const void *b)
 
 /*
  * GatewayClassesReplace
- *		A "classes" message arrived: decode data[0..len-1] and make it the
- *		directory.  On a malformed message or out of memory the previous
- *		directory stays (host 0 sends the next one when classes change).
+ *		A "classes" message of database db arrived: decode data[0..len-1] and
+ *		make it that database's directory.  On a malformed message or out of
+ *		memory the previous directory stays (the scheduler sends the next one
+ *		when classes change).
  */
 void
-GatewayClassesReplace(const char *data, size_t len)
+GatewayClassesReplace(int db, const char *data, size_t len)
 {
+	GatewayDirectory *dir;
 	const unsigned char *p = (const unsigned char *) data;
 	const unsigned char *end = p + len;
 	GatewayClass *list;
 	int			cap = 16;
 	int			n = 0;
 
+	if (db < 0 || db >= DurableDatabaseCount())
+		return;
+	dir = &dirs[db];
 	list = malloc(sizeof(GatewayClass) * cap);
 	if (list == NULL)
 		return;
@@ -135,10 +146,10 @@ GatewayClassesReplace(const char *data, size_t len)
 		}
 	}
 	qsort(list, n, sizeof(GatewayClass), compare_classes);
-	free_classes(classes, nclasses);
-	classes = list;
-	nclasses = n;
-	loaded = true;
+	free_classes(dir->classes, dir->nclasses);
+	dir->classes = list;
+	dir->nclasses = n;
+	dir->loaded = true;
 	return;
 
 bad:
@@ -147,23 +158,30 @@ bad:
 
 /*
  * GatewayClassLookup
- *		Copy the entry of class name into *out; false if there is none.
- *		*is_loaded tells whether a directory ever arrived.
+ *		Copy the entry of class name of database db into *out; false if
+ *		there is none.  *is_loaded tells whether a directory of db ever
+ *		arrived.
  */
 bool
-GatewayClassLookup(const char *name, GatewayClassEntry *out, bool *is_loaded)
+GatewayClassLookup(int db, const char *name, GatewayClassEntry *out, bool *is_loaded)
 {
+	GatewayDirectory *dir;
 	GatewayClass key;
 	GatewayClass *c;
 
-	*is_loaded = loaded;
-	if (strlen(name) > DURABLE_MAX_CLASS_BYTES || nclasses == 0)
+	*is_loaded = false;
+	if (db < 0 || db >= DurableDatabaseCount())
+		return false;
+	dir = &dirs[db];
+	*is_loaded = dir->loaded;
+	if (strlen(name) > DURABLE_MAX_CLASS_BYTES || dir->nclasses == 0)
 		return false;
 	strlcpy(key.name, name, sizeof(key.name));
-	c = bsearch(&key, classes, nclasses, sizeof(GatewayClass), compare_classes);
+	c = bsearch(&key, dir->classes, dir->nclasses, sizeof(GatewayClass), compare_classes);
 	if (c == NULL)
 		return false;
 	memset(out, 0, sizeof(*out));
+	out->db = db;
 	strlcpy(out->name, c->name, sizeof(out->name));
 	out->owner = c->owner;
 	out->websocket = (c->flags & DURABLE_CLASS_WEBSOCKET) != 0;
@@ -179,10 +197,11 @@ GatewayClassLookup(const char *name, GatewayClassEntry *out, bool *is_loaded)
 
 /*
  * GatewayClassesLoaded
- *		Whether the directory arrived (the gateway can route object requests).
+ *		Whether the directory of database db arrived (the gateway can route
+ *		its object requests).
  */
 bool
-GatewayClassesLoaded(void)
+GatewayClassesLoaded(int db)
 {
-	return loaded;
+	return dirs[db].loaded;
 }

@@ -15,8 +15,9 @@
  *	classes.c	its copy of the class directory
  *	registry.c	the tables of sockets and objects
  *	origin.c	which browser origins may call; CORS
- *	routes.c	/objects/{class}/{id}: the path, the class, handing a call
- *				to the object's host (the one place that does)
+ *	routes.c	[/db/{database}]/objects/{class}/{id}: the path, the
+ *				database, the class, handing a call to the object's host
+ *				(the one place that does)
  *	conn.c		a connection: input kept for later, reading paused and
  *				resumed, writes, timeouts, the end of a connection
  *	backlog.c	calls waiting for room in a host's queue, tried again
@@ -224,6 +225,7 @@ typedef enum GatewayEnqueueResult
 /* a class as the gateway knows it (a copy of its directory entry) */
 typedef struct GatewayClassEntry
 {
+	int			db;				/* the database whose directory has it */
 	char		name[DURABLE_MAX_CLASS_BYTES + 1];
 	Oid			owner;
 	bool		websocket;
@@ -359,6 +361,7 @@ struct GatewayObjSocket
 
 struct GwObject
 {
+	int			db;				/* its database (durable.database's number) */
 	char	   *key;			/* class NUL id NUL */
 	size_t		keylen;
 	GatewayObjSocket *sockets;
@@ -410,20 +413,22 @@ extern size_t GatewayWsCloseFrame(uint8 *out, int code, const char *reason);
 extern bool GatewayWsAcceptKey(const char *key, char *out);
 
 /* classes.c */
-extern void GatewayClassesReplace(const char *data, size_t len);
-extern bool GatewayClassLookup(const char *name, GatewayClassEntry *out, bool *is_loaded);
-extern bool GatewayClassesLoaded(void);
+extern void GatewayClassesReplace(int db, const char *data, size_t len);
+extern bool GatewayClassLookup(int db, const char *name, GatewayClassEntry *out,
+							   bool *is_loaded);
+extern bool GatewayClassesLoaded(int db);
 
 /* registry.c */
 extern void GatewayRegistryStart(void);
 extern GatewayObjSocket *GatewayFindSocket(int64 id);
-extern GwObject *GatewayFindObject(const char *class_name, const char *id, size_t idlen,
-								   bool create);
+extern GwObject *GatewayFindObject(int db, const char *class_name, const char *id,
+								   size_t idlen, bool create);
 extern void GatewayAddSocket(GatewayObjSocket *s);
 extern int64 *GatewayAllSocketIds(int *n);
 extern void GatewayRemoveSocket(GatewayObjSocket *s);
 extern const char *GatewaySocketClass(GatewayObjSocket *s);
 extern const char *GatewaySocketObjectId(GatewayObjSocket *s);
+extern int	GatewaySocketDb(GatewayObjSocket *s);
 
 /* origin.c */
 typedef enum GatewayOrigin
@@ -436,13 +441,15 @@ typedef enum GatewayOrigin
 extern GatewayOrigin GatewayOriginCheck(const GatewayRequest *req);
 
 /* routes.c */
-extern bool GatewayParseObjectPath(const char *path, char *class_name, char **id,
+extern const char *GatewayObjectRoute(const char *path, int *db);
+extern bool GatewayParseObjectPath(const char *path, int *db, char *class_name, char **id,
 								   char **method, bool want_method);
-extern unsigned int GatewayLookupClass(const char *class_name, GatewayClassEntry *entry);
+extern unsigned int GatewayLookupClass(int db, const char *class_name,
+									   GatewayClassEntry *entry);
 extern const char *GatewayRefusalState(unsigned int status);
-extern const char *GatewayRefusalMessage(unsigned int status);
+extern const char *GatewayRefusalMessage(int db, unsigned int status);
 extern void GatewayEnqueueRound(void);
-extern GatewayEnqueueResult GatewayEnqueue(const char *class_name, const char *id,
+extern GatewayEnqueueResult GatewayEnqueue(int db, const char *class_name, const char *id,
 										   const char *method, const char *args,
 										   int64 socket, uint64 token, const char *frame_id,
 										   uint32 account);

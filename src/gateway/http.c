@@ -38,6 +38,7 @@
 struct GatewayHttpCall
 {
 	GatewayConn *conn;
+	int			db;
 	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
 	char	   *id;
 	char	   *method;
@@ -169,6 +170,7 @@ socket_url(GatewayConn *c)
 {
 	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
 	char	   *id;
+	int			db;
 	GatewayClassEntry entry;
 	unsigned int status;
 	GatewayOrigin origin = GatewayOriginCheck(&c->req);
@@ -178,14 +180,14 @@ socket_url(GatewayConn *c)
 	if (origin == GATEWAY_ORIGIN_REFUSED)
 		return GatewayRespondError(c, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
 								   "origin not allowed");
-	if (!GatewayParseObjectPath(c->req.path, class_name, &id, NULL, false))
+	if (!GatewayParseObjectPath(c->req.path, &db, class_name, &id, NULL, false))
 		return GatewayRespondError(c, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
 								   "no such object route");
 	free(id);
-	status = GatewayLookupClass(class_name, &entry);
+	status = GatewayLookupClass(db, class_name, &entry);
 	if (status != 0)
 		return GatewayRespondError(c, status, GatewayRefusalState(status),
-								   GatewayRefusalMessage(status));
+								   GatewayRefusalMessage(db, status));
 	if (!entry.websocket)
 		return GatewayRespondError(c, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
 								   "the class does not accept WebSockets");
@@ -205,6 +207,7 @@ start_call(GatewayConn *c)
 	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
 	char	   *id;
 	char	   *mname;
+	int			db;
 	GatewayClassEntry entry;
 	unsigned int status;
 	GatewayOrigin origin;
@@ -212,10 +215,10 @@ start_call(GatewayConn *c)
 	const char *expect;
 	bool		reserved_name;
 
-	if (!GatewayParseObjectPath(req->path, class_name, &id, &mname, true))
+	if (!GatewayParseObjectPath(req->path, &db, class_name, &id, &mname, true))
 		return GatewayRespondError(c, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
 								   "no such object route");
-	status = GatewayLookupClass(class_name, &entry);
+	status = GatewayLookupClass(db, class_name, &entry);
 	if (status == 0 && !entry.http)
 		status = HTTP_STATUS_FORBIDDEN;
 	origin = GatewayOriginCheck(req);
@@ -230,7 +233,7 @@ start_call(GatewayConn *c)
 									   "the class does not accept HTTP calls");
 		if (status != 0)
 			return GatewayRespondError(c, status, GatewayRefusalState(status),
-									   GatewayRefusalMessage(status));
+									   GatewayRefusalMessage(db, status));
 		if (origin == GATEWAY_ORIGIN_REFUSED)
 			return GatewayRespondError(c, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
 									   "origin not allowed");
@@ -257,6 +260,7 @@ start_call(GatewayConn *c)
 								   "the gateway has no room for this request body now");
 	}
 	call->conn = c;
+	call->db = db;
 	strlcpy(call->class_name, class_name, sizeof(call->class_name));
 	call->id = id;
 	call->method = mname;
@@ -308,6 +312,7 @@ GatewayHttpRequest(GatewayConn *c)
 	const char *upgrade = GatewayRequestHeader(req, "upgrade");
 	GwPending  *pending;
 	int			rc;
+	int			db;
 
 	pg_atomic_fetch_add_u64(&DurableGatewayStats()->http_requests, 1);
 	c->head_only = (req->method == GATEWAY_HEAD);
@@ -339,7 +344,7 @@ GatewayHttpRequest(GatewayConn *c)
 		return rc;
 	}
 
-	if (strcmp(req->path, "/objects") == 0 || strncmp(req->path, "/objects/", 9) == 0)
+	if (GatewayObjectRoute(req->path, &db) != NULL)
 		return object_request(c);
 
 	/* a body nobody reads ends the connection after the answer */
@@ -365,8 +370,8 @@ send_call(GatewayHttpCall *call)
 	GatewayConn *c = call->conn;
 	const char *args = c->body_len == 0 ? "{}" : c->body;
 
-	switch (GatewayEnqueue(call->class_name, call->id, call->method, args, 0, call->token,
-						   NULL, GatewayConnAccount(c)))
+	switch (GatewayEnqueue(call->db, call->class_name, call->id, call->method, args, 0,
+						   call->token, NULL, GatewayConnAccount(c)))
 	{
 		case GATEWAY_WAIT:
 			return false;
@@ -449,7 +454,9 @@ GatewayHttpAnswered(const DurableGatewayMsg *msg)
 	GatewayBuf	b;
 	unsigned int status = HTTP_STATUS_OK;
 
-	for (call = http_calls; call && call->token != msg->token; call = call->next)
+	/* an answer comes from a host of the call's database */
+	for (call = http_calls; call && (call->token != msg->token || call->db != msg->db);
+		 call = call->next)
 		;
 	if (call == NULL || !call->sent)
 		return;

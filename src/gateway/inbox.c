@@ -54,22 +54,24 @@ answer_socket(GatewayObjSocket *s, const DurableGatewayMsg *msg)
 
 /*
  * extension_dropped
- *		The extension is gone (DROP EXTENSION): no class is reachable, and
- *		every open socket is closed, after what was queued for it, with 1001.
+ *		The extension is gone from database db (DROP EXTENSION, or never
+ *		created there): no class of it is reachable, and every open socket of
+ *		it is closed, after what was queued for it, with 1001.  The other
+ *		databases go on.
  */
 static void
-extension_dropped(void)
+extension_dropped(int db)
 {
 	int			n;
 	int64	   *ids = GatewayAllSocketIds(&n);
 	int			i;
 
-	GatewayClassesReplace("", 0);
+	GatewayClassesReplace(db, "", 0);
 	for (i = 0; i < n; i++)
 	{
 		GatewayObjSocket *s = GatewayFindSocket(ids[i]);
 
-		if (s != NULL)
+		if (s != NULL && GatewaySocketDb(s) == db)
 			GatewayCloseSocket(s, DURABLE_CLOSE_GOING_AWAY, "extension dropped", false);
 	}
 	free(ids);
@@ -78,6 +80,9 @@ extension_dropped(void)
 /*
  * handle_message
  *		One message from a host: see messages.h for the kinds and fields.
+ *		A message names sockets, objects or HTTP calls of the sender's
+ *		database only (msg.db, which the sender cannot choose): a socket of
+ *		another database is as unknown to it as a closed one.
  */
 static void
 handle_message(const DurableParts *parts, void *arg)
@@ -93,12 +98,16 @@ handle_message(const DurableParts *parts, void *arg)
 		return;
 	if (msg.kind != GATEWAY_MSG_CLASSES && msg.kind != GATEWAY_MSG_EVENT &&
 		msg.kind != GATEWAY_MSG_DROPPED && msg.socket != 0)
+	{
 		s = GatewayFindSocket(msg.socket);
+		if (s != NULL && GatewaySocketDb(s) != msg.db)
+			s = NULL;
+	}
 
 	switch (msg.kind)
 	{
 		case GATEWAY_MSG_CLASSES:
-			GatewayClassesReplace(msg.data.data, msg.data.len);
+			GatewayClassesReplace(msg.db, msg.data.data, msg.data.len);
 			break;
 		case GATEWAY_MSG_CONNECT:
 			if (s != NULL)
@@ -120,7 +129,7 @@ handle_message(const DurableParts *parts, void *arg)
 				break;
 			memcpy(class_name, msg.class_name.data, msg.class_name.len);
 			class_name[msg.class_name.len] = '\0';
-			o = GatewayFindObject(class_name, msg.id.data, msg.id.len, false);
+			o = GatewayFindObject(msg.db, class_name, msg.id.data, msg.id.len, false);
 			if (o == NULL)
 				break;			/* no socket: nobody to tell */
 			if (GatewayEventFrames(&msg, &f, &second))
@@ -139,7 +148,7 @@ handle_message(const DurableParts *parts, void *arg)
 				GatewaySendGap(s, msg.seq);
 			break;
 		case GATEWAY_MSG_DROPPED:
-			extension_dropped();
+			extension_dropped(msg.db);
 			break;
 		case GATEWAY_MSG_CLOSE:
 			if (s != NULL)

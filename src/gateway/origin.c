@@ -77,26 +77,13 @@ same_loopback(const char *origin, const char *host)
 static bool
 listed(const char *list, const char *origin)
 {
-	const char *o = list;
+	const char *cursor = list;
+	const char *o;
+	size_t		len;
 
-	while (*o)
-	{
-		const char *end = strchr(o, ',');
-		size_t		len = end ? (size_t) (end - o) : strlen(o);
-
-		while (len > 0 && (*o == ' ' || *o == '\t'))
-		{
-			o++;
-			len--;
-		}
-		while (len > 0 && (o[len - 1] == ' ' || o[len - 1] == '\t'))
-			len--;
-		if (len == strlen(origin) && strncmp(o, origin, len) == 0)
+	while (DurableListItem(&cursor, &o, &len))
+		if (len > 0 && len == strlen(origin) && strncmp(o, origin, len) == 0)
 			return true;
-		if (end == NULL)
-			break;
-		o = end + 1;
-	}
 	return false;
 }
 

@@ -20,33 +20,41 @@
 /* the gateway's open file limit, set at start (gateway.c) */
 int			gateway_fd_limit = 0;
 
+/* why database db cannot be served yet, or NULL */
+static const char *
+database_fault(int db)
+{
+	if (DurableDatabaseUnreachable(db))
+		return "the database cannot be connected to";
+	if (!DurableSchedulerRunning(db))
+		return "the scheduler is not running";
+	if (!GatewayClassesLoaded(db))
+		return "the class directory has not arrived yet";
+	return NULL;
+}
+
 /*
  * GatewayHealthz
- *		GET /healthz: 200 when the gateway (this process) and the scheduler run,
- *		and the gateway knows the classes (it can route object requests).
+ *		GET /healthz: 200 when the gateway (this process) and the scheduler of
+ *		the first database of durable.database run, and the gateway knows its
+ *		classes (it can route plain /objects/ requests).  The body's first
+ *		line is "ok" or "unavailable", then a line for each database that
+ *		cannot be served (the first one without its name, as with a single
+ *		database); those after the first do not change the status.
  */
 int
 GatewayHealthz(GatewayConn *c)
 {
 	GatewayBuf	buf;
-	bool		healthy = true;
+	const char *fault = database_fault(0);
+	int			db;
 
 	GatewayBufInit(&buf, 256);
-	if (!DurableSchedulerRunning())
-	{
-		healthy = false;
-		GatewayBufPrintf(&buf, "unavailable\nthe scheduler is not running\n");
-	}
-	if (!GatewayClassesLoaded())
-	{
-		if (healthy)
-			GatewayBufPrintf(&buf, "unavailable\n");
-		healthy = false;
-		GatewayBufPrintf(&buf, "the class directory has not arrived yet\n");
-	}
-	if (healthy)
-		GatewayBufPrintf(&buf, "ok\n");
-	return GatewayRespond(c, healthy ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+	GatewayBufPrintf(&buf, fault ? "unavailable\n%s\n" : "ok\n", fault);
+	for (db = 1; db < DurableDatabaseCount(); db++)
+		if ((fault = database_fault(db)) != NULL)
+			GatewayBufPrintf(&buf, "database \"%s\": %s\n", DurableDatabaseName(db), fault);
+	return GatewayRespond(c, database_fault(0) ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK,
 						  "text/plain; charset=utf-8", &buf, NULL);
 }
 

@@ -3,8 +3,9 @@
  * registry.c
  *	  The gateway's tables of open sockets and of the objects they belong to.
  *
- * Sockets are found by id (messages from hosts name them), objects by class
- * and id (a broadcast names the object); an object entry exists while it has
+ * Sockets are found by id (messages from hosts name them), objects by
+ * database, class and id (a broadcast names the object, its message the
+ * database); an object entry exists while it has
  * sockets (events come numbered by the hosts).  Chained hash tables of
  * fixed bucket counts, malloc'd at start.
  *
@@ -50,9 +51,9 @@ GatewayFindSocket(int64 id)
 }
 
 static uint32
-object_hash(const char *key, size_t keylen)
+object_hash(int db, const char *key, size_t keylen)
 {
-	return hash_bytes((const unsigned char *) key, (int) keylen) % OBJECT_BUCKETS;
+	return (hash_bytes((const unsigned char *) key, (int) keylen) + (uint32) db) % OBJECT_BUCKETS;
 }
 
 static size_t
@@ -67,18 +68,18 @@ object_key(char *buf, const char *class_name, const char *id, size_t idlen)
 
 /*
  * GatewayFindObject
- *		The entry of object (class, id); with create, made if missing (NULL when
- *		out of memory).
+ *		The entry of object (class, id) of database db; with create, made if
+ *		missing (NULL when out of memory).
  */
 GwObject *
-GatewayFindObject(const char *class_name, const char *id, size_t idlen, bool create)
+GatewayFindObject(int db, const char *class_name, const char *id, size_t idlen, bool create)
 {
 	char		key[DURABLE_MAX_CLASS_BYTES + 1 + DURABLE_MAX_ID_BYTES];
 	size_t		keylen = object_key(key, class_name, id, idlen);
-	uint32		b = object_hash(key, keylen);
+	uint32		b = object_hash(db, key, keylen);
 	GwObject   *o = object_buckets[b];
 
-	while (o && (o->keylen != keylen || memcmp(o->key, key, keylen) != 0))
+	while (o && (o->db != db || o->keylen != keylen || memcmp(o->key, key, keylen) != 0))
 		o = o->next_in_bucket;
 	if (o || !create)
 		return o;
@@ -91,6 +92,7 @@ GatewayFindObject(const char *class_name, const char *id, size_t idlen, bool cre
 	memcpy(o->key, key, keylen);
 	o->key[keylen] = '\0';		/* the id part is a C string too */
 	o->keylen = keylen;
+	o->db = db;
 	o->next_in_bucket = object_buckets[b];
 	object_buckets[b] = o;
 	return o;
@@ -103,7 +105,8 @@ drop_object_if_empty(GwObject *o)
 
 	if (o->sockets != NULL)
 		return;
-	for (pp = &object_buckets[object_hash(o->key, o->keylen)]; *pp; pp = &(*pp)->next_in_bucket)
+	for (pp = &object_buckets[object_hash(o->db, o->key, o->keylen)]; *pp;
+		 pp = &(*pp)->next_in_bucket)
 	{
 		if (*pp == o)
 		{
@@ -200,4 +203,11 @@ const char *
 GatewaySocketObjectId(GatewayObjSocket *s)
 {
 	return s->object->key + strlen(s->object->key) + 1;
+}
+
+/* the database of a socket's object */
+int
+GatewaySocketDb(GatewayObjSocket *s)
+{
+	return s->object->db;
 }

@@ -1,8 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * routes.c
- *	  /objects/{class}/{id}[/{method}]: which object a request is for, its
- *	  class, and handing a call to the object's host.
+ *	  [/db/{database}]/objects/{class}/{id}[/{method}]: which object a
+ *	  request is for, its database and class, and handing a call to the
+ *	  object's host.
+ *
+ * Each database of durable.database is reached under /db/{its name}; plain
+ * /objects/... is the first database (so a single database keeps the URLs
+ * it always had).  The database is part of everything that follows: the
+ * class is looked up in that database's directory (classes.c), the call goes
+ * to a host of that database (shared/lanes.c), the socket's object entry is
+ * that database's (registry.c).
  *
  * GatewayEnqueue is the one place the gateway hands a call to a host.  It
  * stores the call in the shared message area counted in the client's
@@ -25,25 +33,60 @@
 #include <stdlib.h>
 
 /*
+ * GatewayObjectRoute
+ *		Whether path is under /objects or /db/{name}/objects; the rest of it
+ *		from "/objects" on, with *db the database's number (-1 for a name
+ *		durable.database does not list), or NULL.
+ */
+const char *
+GatewayObjectRoute(const char *path, int *db)
+{
+	char		name[NAMEDATALEN];
+	const char *end;
+
+	*db = 0;
+	if (strncmp(path, "/db/", 4) == 0)
+	{
+		path += 4;
+		end = strchr(path, '/');
+		if (end == NULL || end - path >= NAMEDATALEN)
+			return NULL;
+		memcpy(name, path, end - path);
+		name[end - path] = '\0';
+		*db = DurableDatabaseNumber(name);
+		path = end;
+	}
+	if (strcmp(path, "/objects") == 0 || strncmp(path, "/objects/", 9) == 0)
+		return path;
+	return NULL;
+}
+
+/*
  * GatewayParseObjectPath
- *		/objects/{class}/{id}[/{method}] into its parts.  libwebsockets has
- *		already percent-decoded the path, so the id may contain "/" (sent as
- *		%2F); with want_method the last segment is the method.  Returns false
- *		for anything else.
+ *		[/db/{database}]/objects/{class}/{id}[/{method}] into its parts.  The
+ *		path is percent-decoded already (request.c), so the id may contain
+ *		"/" (sent as %2F); with want_method the last segment is the method.
+ *		Returns false for anything else, also for a database durable.database
+ *		does not list.
  */
 bool
-GatewayParseObjectPath(const char *path, char *class_name, char **id, char **method,
-				  bool want_method)
+GatewayParseObjectPath(const char *path, int *db, char *class_name, char **id, char **method,
+					   bool want_method)
 {
-	const char *p = path + strlen("/objects/");
-	const char *slash = strchr(p, '/');
+	const char *p;
+	const char *slash;
 	char	   *rest;
 	char	   *last;
 
 	*id = NULL;
 	if (method)
 		*method = NULL;
-	if (strncmp(path, "/objects/", 9) != 0 || slash == NULL ||
+	path = GatewayObjectRoute(path, db);
+	if (path == NULL || *db < 0 || strncmp(path, "/objects/", 9) != 0)
+		return false;
+	p = path + strlen("/objects/");
+	slash = strchr(p, '/');
+	if (slash == NULL ||
 		slash - p > DURABLE_MAX_CLASS_BYTES || slash == p)
 		return false;
 	memcpy(class_name, p, slash - p);
@@ -83,22 +126,22 @@ GatewayParseObjectPath(const char *path, char *class_name, char **id, char **met
 
 /*
  * GatewayLookupClass
- *		The class entry, or the HTTP status to refuse with: 404 unknown, 503
- *		directory not loaded yet.
+ *		The class entry of database db, or the HTTP status to refuse with: 404
+ *		unknown, 503 that database's directory not loaded yet.
  */
 unsigned int
-GatewayLookupClass(const char *class_name, GatewayClassEntry *entry)
+GatewayLookupClass(int db, const char *class_name, GatewayClassEntry *entry)
 {
 	bool		loaded;
 
 	if (!DurableClassNameValid(class_name))
 		return HTTP_STATUS_NOT_FOUND;
-	if (GatewayClassLookup(class_name, entry, &loaded))
+	if (GatewayClassLookup(db, class_name, entry, &loaded))
 		return 0;
 	return loaded ? HTTP_STATUS_NOT_FOUND : HTTP_STATUS_SERVICE_UNAVAILABLE;
 }
 
-/* the SQLSTATE and message of a refusal by GatewayLookupClass */
+/* the SQLSTATE and message (for database db) of a refusal by GatewayLookupClass */
 const char *
 GatewayRefusalState(unsigned int status)
 {
@@ -106,22 +149,27 @@ GatewayRefusalState(unsigned int status)
 }
 
 const char *
-GatewayRefusalMessage(unsigned int status)
+GatewayRefusalMessage(int db, unsigned int status)
 {
-	return status == HTTP_STATUS_NOT_FOUND ? "unknown class" : "the server is starting up";
+	if (status == HTTP_STATUS_NOT_FOUND)
+		return "unknown class";
+	if (DurableDatabaseUnreachable(db))
+		return "the database cannot be connected to";
+	return "the server is starting up";
 }
 
 /*
- * The homes (owner, shard % durable.hosts) whose calls found their host's queue
- * full in this round of retries, a bit each by hash: later calls of the round
- * for them wait without trying (a collision only makes a call wait a round).
+ * The homes (database, owner, shard % durable.hosts) whose calls found their
+ * host's queue full in this round of retries, a bit each by hash: later
+ * calls of the round for them wait without trying (a collision only makes a
+ * call wait a round).
  */
 static uint64 full_homes = 0;
 
 static uint64
-home_bit(Oid owner, uint32 shard)
+home_bit(int db, Oid owner, uint32 shard)
 {
-	return UINT64CONST(1) << ((owner * 31 + shard % (uint32) durable_hosts) % 64);
+	return UINT64CONST(1) << ((owner * 31 + db * 7 + shard % (uint32) durable_hosts) % 64);
 }
 
 /*
@@ -137,15 +185,16 @@ GatewayEnqueueRound(void)
 /*
  * GatewayEnqueue
  *		Hand a call (a frame, a lifecycle event or an HTTP call) to the host
- *		that runs (class, id) (shared/lanes.c), counted in the message area's
+ *		that runs (class, id) of database db (shared/lanes.c), counted in the message area's
  *		account (0: not counted).  Never throws.  GATEWAY_WAIT when there is
  *		no room now (a home found full stays so until the next round) or no
  *		host can be had yet, GATEWAY_REFUSED when the class is unknown or the
  *		area cannot store the call.
  */
 GatewayEnqueueResult
-GatewayEnqueue(const char *class_name, const char *id, const char *method, const char *args,
-			   int64 socket, uint64 token, const char *frame_id, uint32 account)
+GatewayEnqueue(int db, const char *class_name, const char *id, const char *method,
+			   const char *args, int64 socket, uint64 token, const char *frame_id,
+			   uint32 account)
 {
 	DurableCallMsg msg;
 	DurableRequest req;
@@ -159,9 +208,9 @@ GatewayEnqueue(const char *class_name, const char *id, const char *method, const
 	volatile dsa_pointer dp = InvalidDsaPointer;
 	volatile bool failed = false;
 
-	if (!GatewayClassLookup(class_name, &cls, &loaded))
+	if (!GatewayClassLookup(db, class_name, &cls, &loaded))
 		return GATEWAY_REFUSED;
-	if ((full_homes & home_bit(cls.owner, shard)) != 0)
+	if ((full_homes & home_bit(db, cls.owner, shard)) != 0)
 		return GATEWAY_WAIT;
 
 	memset(&msg, 0, sizeof(msg));
@@ -201,12 +250,13 @@ GatewayEnqueue(const char *class_name, const char *id, const char *method, const
 	memset(&req, 0, sizeof(req));
 	req.caller = -1;
 	req.kind = DURABLE_REQUEST_GATEWAY;
-	req.object = DurableObjectKey(class_name, id);
+	req.object = DurableObjectKeyIn(db, class_name, id);
 	req.message = dp;
-	if (DurableSubmit(cls.owner, shard, &req, &hostno, &generation, NULL) != DURABLE_SUBMIT_OK)
+	if (DurableSubmit(db, cls.owner, shard, &req, &hostno, &generation, NULL) !=
+		DURABLE_SUBMIT_OK)
 	{
 		DurableMessageFree(dp);
-		full_homes |= home_bit(cls.owner, shard);
+		full_homes |= home_bit(db, cls.owner, shard);
 		return GATEWAY_WAIT;
 	}
 	return GATEWAY_QUEUED;

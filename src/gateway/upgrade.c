@@ -3,8 +3,8 @@
  * upgrade.c
  *	  Before a WebSocket upgrade: may this request become a socket?
  *
- * ws://HOST:PORT/objects/{class}/{id}.  The gateway answers on its own from
- * its class directory: 404 unknown route or class, 403 a class without
+ * ws://HOST:PORT[/db/{database}]/objects/{class}/{id}.  The gateway answers
+ * on its own from the class directory of that database: 404 unknown route or class, 403 a class without
  * websocket or an Origin not allowed (origin.c), 503 too many sockets or the
  * directory not arrived yet; then the handshake itself (RFC 6455 section
  * 4.2.1): 426 without Sec-WebSocket-Version 13, 400 without a proper key or
@@ -179,6 +179,7 @@ GatewayUpgrade(GatewayConn *c, GwPending **pending)
 {
 	char		class_name[DURABLE_MAX_CLASS_BYTES + 1];
 	char	   *id;
+	int			db;
 	GatewayClassEntry entry;
 	unsigned int status;
 	GwPending  *p;
@@ -190,11 +191,12 @@ GatewayUpgrade(GatewayConn *c, GwPending **pending)
 
 	*pending = NULL;
 	c->close_after = true;		/* any refusal ends the connection */
-	if (!GatewayParseObjectPath(c->req.path, class_name, &id, NULL, false))
+	if (!GatewayParseObjectPath(c->req.path, &db, class_name, &id, NULL, false))
 		return GatewayRespondError(c, HTTP_STATUS_NOT_FOUND, DURABLE_STATE_NO_CLASS,
 								   "no such object route");
-	if ((status = GatewayLookupClass(class_name, &entry)) != 0)
-		return refuse(c, id, status, GatewayRefusalState(status), GatewayRefusalMessage(status));
+	if ((status = GatewayLookupClass(db, class_name, &entry)) != 0)
+		return refuse(c, id, status, GatewayRefusalState(status),
+					  GatewayRefusalMessage(db, status));
 	if (!entry.websocket)
 		return refuse(c, id, HTTP_STATUS_FORBIDDEN, DURABLE_STATE_PRIVILEGE,
 					  "the class does not accept WebSockets");

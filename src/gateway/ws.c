@@ -43,6 +43,7 @@
 typedef struct GwOrphanClose
 {
 	GatewayWaiter waiter;
+	int			db;
 	char	   *class_name;
 	char	   *id;
 	char	   *args;
@@ -59,8 +60,8 @@ static void retry_socket(void *arg);
 static GatewayEnqueueResult
 enqueue(GatewayObjSocket *s, const char *method, const char *args, const char *frame_id)
 {
-	return GatewayEnqueue(GatewaySocketClass(s), GatewaySocketObjectId(s), method, args, s->id,
-						  0, frame_id, GatewayConnAccount(s->conn));
+	return GatewayEnqueue(GatewaySocketDb(s), GatewaySocketClass(s), GatewaySocketObjectId(s),
+						  method, args, s->id, 0, frame_id, GatewayConnAccount(s->conn));
 }
 
 /* a call of s the message area cannot store: the socket cannot go on */
@@ -510,7 +511,7 @@ GatewayOpenSocket(GatewayConn *c, GwPending *p)
 	GatewayObjSocket *s = calloc(1, sizeof(GatewayObjSocket));
 
 	if (s == NULL ||
-		(s->object = GatewayFindObject(GatewayPendingClass(p), GatewayPendingId(p),
+		(s->object = GatewayFindObject(entry->db, GatewayPendingClass(p), GatewayPendingId(p),
 									   strlen(GatewayPendingId(p)), true)) == NULL)
 	{
 		free(s);
@@ -540,7 +541,7 @@ retry_orphan(void *arg)
 {
 	GwOrphanClose *o = (GwOrphanClose *) arg;
 
-	if (GatewayEnqueue(o->class_name, o->id, "$close", o->args, o->socket, 0, NULL, 0) ==
+	if (GatewayEnqueue(o->db, o->class_name, o->id, "$close", o->args, o->socket, 0, NULL, 0) ==
 		GATEWAY_WAIT &&
 		GetCurrentTimestamp() - o->since < ORPHAN_CLOSE_TIMEOUT_US)
 		return;
@@ -567,6 +568,7 @@ queue_close(GatewayObjSocket *s, char *args)
 		free(args);
 		return;
 	}
+	o->db = GatewaySocketDb(s);
 	o->class_name = strdup(GatewaySocketClass(s));
 	o->id = strdup(GatewaySocketObjectId(s));
 	o->args = args;

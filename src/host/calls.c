@@ -160,6 +160,7 @@ DurableHostCall(const char *class_name, const char *id, const char *method, Json
 	uint64		chain;
 	bool		cache_valid;
 
+	target.db = durable_db;
 	target.owner = owner;
 	target.shard = DurableObjectShard(class_name, id);
 	target.object = DurableObjectKey(class_name, id);

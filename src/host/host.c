@@ -560,7 +560,7 @@ leave_if_idle(void)
 /*
  * DurableHostMain
  *		Entry point of a host worker; main_arg is its slot (hosts.c), which
- *		names the owner whose classes it runs.
+ *		names the database it connects to and the owner whose classes it runs.
  */
 void
 DurableHostMain(Datum main_arg)
@@ -576,12 +576,13 @@ DurableHostMain(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	DurableHostSlotInfo(durable_host_number, &state, &durable_host_owner, &durable_host_home);
+	DurableHostSlotInfo(durable_host_number, &state, &durable_db, &durable_host_owner,
+						&durable_host_home);
 	if (state != DURABLE_HOST_RESERVED && state != DURABLE_HOST_RUNNING)
 		proc_exit(0);			/* the slot was given up meanwhile */
 
 	before_shmem_exit(host_exit, (Datum) 0);
-	BackgroundWorkerInitializeConnection(durable_database, NULL, 0);
+	BackgroundWorkerInitializeConnection(DurableDatabaseName(durable_db), NULL, 0);
 	pgstat_report_appname(psprintf("pg_durable_objects host %d", durable_host_number));
 
 	/* each call sees the commits before it; the batch must not see a frozen snapshot */
@@ -602,8 +603,9 @@ DurableHostMain(Datum main_arg)
 	DurableHostAttach(durable_host_number);
 
 	ereport(DEBUG1,
-			(errmsg("pg_durable_objects host %d started for role %u (home %d)",
-					durable_host_number, durable_host_owner, durable_host_home)));
+			(errmsg("pg_durable_objects host %d started for role %u (home %d) in database \"%s\"",
+					durable_host_number, durable_host_owner, durable_host_home,
+					DurableDatabaseName(durable_db))));
 
 	/* errors outside a call land here: fail the held batch and go on */
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)

@@ -471,6 +471,13 @@ invoke_once(DurableCall *call, MemoryContext resultcxt)
 		/* a class (re)defined before this call was sent: its snapshot sees it */
 		AcceptInvalidationMessages();
 		PushActiveSnapshot(GetTransactionSnapshot());
+		/* only a collision of object keys could bring a call of another database */
+		if (call->source == DURABLE_SOURCE_REQUEST && call->req.db != durable_db)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("durable call reached a host of another database"),
+					 errdetail("The call was not run."),
+					 errhint("Call it again.")));
 		lookup_runnable(call->class_name, &cls);
 		call->async_commit = cls.async_commit;
 
@@ -614,6 +621,7 @@ DurableInvoke(DurableCall *call, MemoryContext resultcxt)
 		m = *call;
 		m.source = DURABLE_SOURCE_REQUEST;
 		m.req.kind = DURABLE_REQUEST_CALL;
+		m.req.db = (int16) durable_db;
 		m.req.caller = -1;
 		m.method = "$migrate";
 		m.args = NULL;

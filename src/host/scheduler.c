@@ -3,9 +3,12 @@
  * scheduler.c
  *	  The scheduler: starts and stops the hosts, and keeps calls moving.
  *
- * One background worker, registered by _PG_init, connected to
- * durable.database.  It never runs a handler, so no object can stall it.
- * It loops:
+ * One background worker per database of durable.database, registered by
+ * _PG_init, connected to that database; it looks after the host slots of
+ * its database only (making room excepted: any scheduler may ask an idle
+ * host of any database to leave).  It never runs a handler, so no object
+ * can stall it.  A database it cannot connect to (it does not exist) is
+ * tried again every UNREACHABLE_RETRY_MS, each failure logged.  It loops:
  *	- it starts a host process (a dynamic background worker) for every host
  *	  slot a caller reserved (shared/hosts.c), and again for one whose
  *	  process died; a slot whose process cannot be started (no free
@@ -18,7 +21,7 @@
  *	  that was idle longest to leave;
  *	- once a second (and when woken for it) it starts the home hosts of
  *	  owners with due alarms or pending sends whose hosts do not run;
- *	- it sends the gateway the class directory (upkeep.c).
+ *	- it sends the gateway the class directory of its database (upkeep.c).
  * While some host is busy it looks every BUSY_TICK_MS, else it sleeps until
  * woken, at most a second.
  *
@@ -52,6 +55,7 @@
 #define DUE_LOOK_MS 1000
 #define RESTART_DELAY_MS 1000	/* a host that died is started again after this */
 #define ASK_AGAIN_MS 1000		/* a host that would not leave is asked again after this */
+#define UNREACHABLE_RETRY_MS 10000	/* a database that could not be connected to */
 
 static BackgroundWorkerHandle **handles = NULL;	/* per slot: our last start */
 static TimestampTz *started_at = NULL;
@@ -126,12 +130,13 @@ start_hosts(void)
 	for (i = 0; i < DurableHostSlots(); i++)
 	{
 		DurableHostState state;
+		int			db;
 		Oid			owner;
 		int			home;
 		pid_t		pid;
 
-		DurableHostSlotInfo(i, &state, &owner, &home);
-		if (state != DURABLE_HOST_RESERVED)
+		DurableHostSlotInfo(i, &state, &db, &owner, &home);
+		if (state != DURABLE_HOST_RESERVED || db != durable_db)
 			continue;
 		if (handles[i] != NULL &&
 			GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
@@ -147,9 +152,10 @@ start_hosts(void)
 
 /*
  * watch_busy_hosts
- *		Hosts in one call for longer than durable.busy_threshold: their call's
- *		object is slow, and what waits behind it for other objects moves.
- *		Whether any host is in a call at all (then we look again soon).
+ *		Hosts of this database in one call for longer than
+ *		durable.busy_threshold: their call's object is slow, and what waits
+ *		behind it for other objects moves.  Whether any host is in a call at
+ *		all (then we look again soon).
  */
 static bool
 watch_busy_hosts(void)
@@ -162,8 +168,15 @@ watch_busy_hosts(void)
 	for (i = 0; i < DurableHostSlots(); i++)
 	{
 		uint64		object;
+		DurableHostState state;
+		int			db;
+		Oid			owner;
+		int			home;
 
 		if (!DurableHostBusy(i, 0, NULL))
+			continue;
+		DurableHostSlotInfo(i, &state, &db, &owner, &home);
+		if (db != durable_db)
 			continue;
 		any_busy = true;
 		if (!DurableHostBusy(i, stuck_before, &object))
@@ -191,11 +204,12 @@ make_room(void)
 	for (i = 0; i < DurableHostSlots(); i++)
 	{
 		DurableHostState state;
+		int			db;
 		Oid			owner;
 		int			home;
 		TimestampTz last;
 
-		DurableHostSlotInfo(i, &state, &owner, &home);
+		DurableHostSlotInfo(i, &state, &db, &owner, &home);
 		if (state != DURABLE_HOST_RUNNING || DurableHostBusy(i, 0, NULL) ||
 			!DurableRingEmpty(i) ||
 			!TimestampDifferenceExceeds(asked_at[i], now, ASK_AGAIN_MS))
@@ -255,7 +269,8 @@ start_hosts_with_due_work(void *unused)
 		int			home = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
 													   SPI_tuptable->tupdesc, 2, &isnull));
 
-		if (DurableHostFind(owner, home) < 0 && DurableReserveHost(owner, home) < 0)
+		if (DurableHostFind(durable_db, owner, home) < 0 &&
+			DurableReserveHost(durable_db, owner, home) < 0)
 			DurableHostNeedSlot();
 	}
 	DurableSpiEnd(&spi);
@@ -268,10 +283,55 @@ look_for_due_work(void)
 	DurableRunAlone("durable scheduler: due work", start_hosts_with_due_work, NULL);
 }
 
+static bool connected = false;
+
+/* leaving: before connecting, the database could not be connected to */
 static void
 scheduler_exit(int code, Datum arg)
 {
-	DurableSchedulerDetach();
+	if (connected)
+		DurableSchedulerDetach(durable_db);
+	else
+		DurableSchedulerUnreachable(durable_db);
+}
+
+/* the CONTEXT of an error while connecting: which setting named the database */
+static void
+connecting_context(void *arg)
+{
+	errcontext("pg_durable_objects scheduler connecting to database \"%s\" of durable.database",
+			   DurableDatabaseName(durable_db));
+}
+
+/*
+ * connect_database
+ *		Connect to this scheduler's database.  If the last try failed (it
+ *		does not exist, or does not allow connections), wait
+ *		UNREACHABLE_RETRY_MS first, so that a wrong name costs a log line
+ *		per ten seconds, not a restart loop; the failure itself is FATAL
+ *		(the postmaster starts the scheduler again).
+ */
+static void
+connect_database(void)
+{
+	ErrorContextCallback context;
+	TimestampTz start = GetCurrentTimestamp();
+
+	while (DurableDatabaseUnreachable(durable_db) &&
+		   !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), UNREACHABLE_RETRY_MS))
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 UNREACHABLE_RETRY_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	context.callback = connecting_context;
+	context.arg = NULL;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	BackgroundWorkerInitializeConnection(DurableDatabaseName(durable_db), NULL, 0);
+	error_context_stack = context.previous;
+	connected = true;
 }
 
 /*
@@ -284,12 +344,13 @@ DurableSchedulerMain(Datum main_arg)
 	sigjmp_buf	local_sigjmp_buf;
 	static TimestampTz last_due_look = 0;
 
+	durable_db = DatumGetInt32(main_arg);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
 	before_shmem_exit(scheduler_exit, (Datum) 0);
-	BackgroundWorkerInitializeConnection(durable_database, NULL, 0);
+	connect_database();
 	pgstat_report_appname("pg_durable_objects scheduler");
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 
@@ -299,10 +360,10 @@ DurableSchedulerMain(Datum main_arg)
 										sizeof(TimestampTz) * DurableHostSlots());
 	asked_at = MemoryContextAllocZero(TopMemoryContext,
 									  sizeof(TimestampTz) * DurableHostSlots());
-	DurableSchedulerAttach();
+	DurableSchedulerAttach(durable_db);
 	ereport(LOG,
 			(errmsg("pg_durable_objects scheduler started in database \"%s\"",
-					durable_database)));
+					DurableDatabaseName(durable_db))));
 
 	/* an error of a chore is logged; the loop goes on */
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
@@ -337,7 +398,7 @@ DurableSchedulerMain(Datum main_arg)
 		if (DurableHostSlotWanted())
 			make_room();
 		now = GetCurrentTimestamp();
-		if (DurableSchedulerTakeWork() ||
+		if (DurableSchedulerTakeWork(durable_db) ||
 			TimestampDifferenceExceeds(last_due_look, now, DUE_LOOK_MS))
 		{
 			last_due_look = now;
@@ -354,23 +415,33 @@ DurableSchedulerMain(Datum main_arg)
 
 /*
  * DurableSchedulerRegister
- *		_PG_init: register the scheduler; it is restarted a second after it
- *		exits.
+ *		_PG_init: register the scheduler of every database of
+ *		durable.database (main_arg: its number); each is restarted a second
+ *		after it exits.
  */
 void
 DurableSchedulerRegister(void)
 {
 	BackgroundWorker worker;
+	int			db;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_durable_objects");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "DurableSchedulerMain");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_durable_objects scheduler");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "pg_durable_objects scheduler");
-	worker.bgw_main_arg = (Datum) 0;
-	worker.bgw_notify_pid = 0;
-	RegisterBackgroundWorker(&worker);
+	for (db = 0; db < DurableDatabaseCount(); db++)
+	{
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = 1;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_durable_objects");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "DurableSchedulerMain");
+		/* the first keeps the name it always had */
+		if (db == 0)
+			snprintf(worker.bgw_name, BGW_MAXLEN, "pg_durable_objects scheduler");
+		else
+			snprintf(worker.bgw_name, BGW_MAXLEN, "pg_durable_objects scheduler %s",
+					 DurableDatabaseName(db));
+		snprintf(worker.bgw_type, BGW_MAXLEN, "pg_durable_objects scheduler");
+		worker.bgw_main_arg = Int32GetDatum(db);
+		worker.bgw_notify_pid = 0;
+		RegisterBackgroundWorker(&worker);
+	}
 }

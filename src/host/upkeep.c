@@ -1,16 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * upkeep.c
- *	  Host 0's chores for the gateway: tell it every class, and forget the
- *	  sockets of a gateway that is gone.
+ *	  The scheduler's chores for the gateway: tell it every class of its
+ *	  database, and forget the sockets of a gateway that is gone.
  *
  * The gateway has no database connection, yet it must answer 404 or 403
  * before a WebSocket upgrade and serve auto_response pairs on its own.  So
- * host 0 reads every class's name and gateway options from durable._classes
+ * the scheduler of each database reads every class's name and gateway options from durable._classes
  * and sends them to the gateway as one "classes" message, which replaces
- * the gateway's copy (gateway_classes.c).  It does so when a transaction that
+ * the gateway's copy for that database (gateway/classes.c; the message
+ * carries the database, shared/messages.c).  It does so when a transaction that
  * changed classes commits (sql/at_commit.c marks the directory dirty and
- * wakes host 0, epochs.c), when a new gateway started, and again
+ * wakes the scheduler, epochs.c), when a new gateway started, and again
  * after a message could not be queued.  The directory has no fixed capacity:
  * no role can fill it to lock out the classes of others (the number of
  * classes one role may own is durable.max_classes_per_role, classes.c).
@@ -21,7 +22,7 @@
  *	DURABLE_CLASS_AUTO_RESPONSE: request length (2 bytes, little-endian),
  *	request, response length (2 bytes), response.
  *
- * Host 0 also drops the socket rows of a gateway that is gone.
+ * The scheduler also drops the socket rows of a gateway that is gone.
  *
  * IDENTIFICATION
  *	  src/host/upkeep.c
@@ -144,10 +145,10 @@ send_classes(void)
 
 /*
  * DurableClassDirMaintain
- *		The scheduler, outside a transaction: send the directory to the
- *		gateway if classes changed or a new gateway runs, forget the socket
- *		rows of a gateway that is gone once a new one started, and tell the
- *		hosts to leave when the extension is gone.
+ *		The scheduler, outside a transaction: send its database's directory
+ *		to the gateway if classes changed or a new gateway runs, forget the
+ *		socket rows of a gateway that is gone once a new one started, and tell
+ *		the database's hosts to leave when the extension is gone.
  */
 void
 DurableClassDirMaintain(void)
@@ -155,7 +156,7 @@ DurableClassDirMaintain(void)
 	static int64 sent_epoch = 0;
 	static int64 cleaned_epoch = -1;
 	int64		epoch = DurableGatewayEpoch();
-	bool		dirty = DurableClassDirTakeDirty();
+	bool		dirty = DurableClassDirTakeDirty(durable_db);
 	bool		send = dirty || epoch != sent_epoch;
 
 	/* no gateway runs: the next one gets the directory when it starts */

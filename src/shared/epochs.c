@@ -9,8 +9,8 @@
  *	  hosts read the settings of class owners again;
  *	- the class directory's dirty flag is set when classes changed: the scheduler
  *	  sends the gateway a new directory (and is woken for it);
- *	- the gone epoch moves when the scheduler finds the extension gone from the
- *	  database (DROP EXTENSION, or outdated SQL): hosts stop serving and leave,
+ *	- the gone epoch of a database moves when its scheduler finds the
+ *	  extension gone from the database (DROP EXTENSION, or outdated SQL): hosts stop serving and leave,
  *	  which returns all their memory.
  * All are atomics; nothing here throws.
  *
@@ -30,8 +30,8 @@ typedef struct EpochsShared
 {
 	pg_atomic_uint64 storage;
 	pg_atomic_uint64 settings;
-	pg_atomic_uint32 classes_dirty;
-	pg_atomic_uint64 gone;
+	pg_atomic_uint32 classes_dirty;	/* per database, a bit */
+	pg_atomic_uint64 gone[DURABLE_MAX_DATABASES];	/* per database */
 } EpochsShared;
 
 static EpochsShared *shared = NULL;
@@ -46,6 +46,7 @@ void
 DurableEpochsShmemStartup(void)
 {
 	bool		found;
+	int			i;
 
 	shared = NULL;
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
@@ -54,8 +55,9 @@ DurableEpochsShmemStartup(void)
 	{
 		pg_atomic_init_u64(&shared->storage, 0);
 		pg_atomic_init_u64(&shared->settings, 0);
-		pg_atomic_init_u32(&shared->classes_dirty, 1);
-		pg_atomic_init_u64(&shared->gone, 0);
+		pg_atomic_init_u32(&shared->classes_dirty, ~((uint32) 0));
+		for (i = 0; i < DURABLE_MAX_DATABASES; i++)
+			pg_atomic_init_u64(&shared->gone[i], 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -88,33 +90,46 @@ DurableSettingsEpochBump(void)
 
 /*
  * DurableClassDirMarkDirty
- *		Classes changed: the scheduler sends the gateway a new directory soon.
+ *		Classes changed in this process's database (in all of them from a
+ *		process that serves none, e.g. a session dropping the extension in a
+ *		database it never called into): its scheduler sends the gateway a
+ *		new directory soon.
  */
 void
 DurableClassDirMarkDirty(void)
 {
 	if (shared == NULL)
 		return;
-	pg_atomic_write_u32(&shared->classes_dirty, 1);
+	pg_atomic_fetch_or_u32(&shared->classes_dirty,
+						   durable_db >= 0 ? ((uint32) 1) << durable_db : ~((uint32) 0));
 	DurableWakeScheduler();
 }
 
-/* whether classes changed since the scheduler last asked */
+/* whether classes of database db changed since its scheduler last asked */
 bool
-DurableClassDirTakeDirty(void)
+DurableClassDirTakeDirty(int db)
 {
-	return pg_atomic_exchange_u32(&shared->classes_dirty, 0) != 0;
+	uint32		bit = ((uint32) 1) << db;
+
+	return (pg_atomic_fetch_and_u32(&shared->classes_dirty, ~bit) & bit) != 0;
 }
 
+/*
+ * DurableExtensionGoneEpoch / DurableExtensionGoneBump
+ *		The gone epoch of this process's database (a host, the scheduler):
+ *		DROP EXTENSION in one database makes only that database's hosts leave.
+ */
 uint64
 DurableExtensionGoneEpoch(void)
 {
-	return pg_atomic_read_u64(&shared->gone);
+	Assert(durable_db >= 0);
+	return pg_atomic_read_u64(&shared->gone[durable_db]);
 }
 
 void
 DurableExtensionGoneBump(void)
 {
+	Assert(durable_db >= 0);
 	if (shared)
-		pg_atomic_fetch_add_u64(&shared->gone, 1);
+		pg_atomic_fetch_add_u64(&shared->gone[durable_db], 1);
 }

@@ -22,7 +22,7 @@ extern void DurableStorageEpochBump(void);
 extern uint64 DurableSettingsEpoch(void);
 extern void DurableSettingsEpochBump(void);
 extern void DurableClassDirMarkDirty(void);
-extern bool DurableClassDirTakeDirty(void);
+extern bool DurableClassDirTakeDirty(int db);
 extern uint64 DurableExtensionGoneEpoch(void);
 extern void DurableExtensionGoneBump(void);
 

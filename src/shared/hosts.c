@@ -15,6 +15,13 @@
  * host that does not exist reserves a free slot for it; the scheduler
  * (host/scheduler.c) starts the process, and stops hosts that stay idle.
  *
+ * A slot also belongs to one database of durable.database (its number,
+ * settings.c): the process connects to it, and a slot is found by
+ * (database, owner, home), so that a role owning classes in two databases
+ * has hosts in each and no call crosses.  The slots are one pool for all
+ * databases.  Each database has its scheduler, whose pid, latch and wake
+ * flags are kept here per database.
+ *
  * Locking rules:
  *	- a slot's state, owner and home change under slots_lock (exclusive);
  *	  finding a slot takes it shared;
@@ -51,6 +58,7 @@ typedef struct HostSlot
 {
 	/* under slots_lock */
 	DurableHostState state;
+	int			db;				/* its database's number in durable.database */
 	Oid			owner;
 	int			home;
 	/* under mutex */
@@ -81,11 +89,14 @@ typedef struct HostsShared
 {
 	int			nslots;
 	LWLock	   *slots_lock;
-	slock_t		mutex;			/* the scheduler's pid and procno */
-	pid_t		scheduler_pid;
-	int			scheduler_procno;
+	slock_t		mutex;			/* the schedulers' pids and procnos */
+	pid_t		scheduler_pid[DURABLE_MAX_DATABASES];
+	int			scheduler_procno[DURABLE_MAX_DATABASES];
 	pg_atomic_uint32 slot_wanted;	/* a caller found no free slot */
-	pg_atomic_uint32 work_wanted;	/* sends committed for hosts that could not start */
+	pg_atomic_uint32 work_wanted;	/* per database, a bit: sends committed for
+									 * hosts that could not start */
+	pg_atomic_uint32 unreachable;	/* per database, a bit: its scheduler could
+									 * not connect to it */
 	HostSlot	hosts[FLEXIBLE_ARRAY_MEMBER];
 } HostsShared;
 
@@ -129,9 +140,11 @@ DurableHostsShmemStartup(void)
 		shared->nslots = durable_max_hosts;
 		shared->slots_lock = &GetNamedLWLockTranche(HOSTS_TRANCHE)[0].lock;
 		SpinLockInit(&shared->mutex);
-		shared->scheduler_procno = -1;
+		for (i = 0; i < DURABLE_MAX_DATABASES; i++)
+			shared->scheduler_procno[i] = -1;
 		pg_atomic_init_u32(&shared->slot_wanted, 0);
 		pg_atomic_init_u32(&shared->work_wanted, 0);
+		pg_atomic_init_u32(&shared->unreachable, 0);
 		for (i = 0; i < shared->nslots; i++)
 		{
 			HostSlot   *host = &shared->hosts[i];
@@ -185,60 +198,99 @@ slot(int hostno)
  * ----------------------------------------------------------------------
  */
 
+/*
+ * DurableSchedulerAttach / DurableSchedulerDetach
+ *		The scheduler of database db starts (connected to it), or leaves.
+ */
 void
-DurableSchedulerAttach(void)
+DurableSchedulerAttach(int db)
 {
 	SpinLockAcquire(&shared->mutex);
-	shared->scheduler_pid = MyProcPid;
-	shared->scheduler_procno = MyProc->pgprocno;
+	shared->scheduler_pid[db] = MyProcPid;
+	shared->scheduler_procno[db] = MyProc->pgprocno;
 	SpinLockRelease(&shared->mutex);
+	pg_atomic_fetch_and_u32(&shared->unreachable, ~(((uint32) 1) << db));
 }
 
 void
-DurableSchedulerDetach(void)
+DurableSchedulerDetach(int db)
 {
 	SpinLockAcquire(&shared->mutex);
-	shared->scheduler_pid = 0;
-	shared->scheduler_procno = -1;
+	shared->scheduler_pid[db] = 0;
+	shared->scheduler_procno[db] = -1;
 	SpinLockRelease(&shared->mutex);
 }
 
+/* whether the scheduler of database db runs */
 bool
-DurableSchedulerRunning(void)
+DurableSchedulerRunning(int db)
 {
 	bool		running;
 
 	SpinLockAcquire(&shared->mutex);
-	running = shared->scheduler_pid != 0;
+	running = shared->scheduler_pid[db] != 0;
 	SpinLockRelease(&shared->mutex);
 	return running;
 }
 
-/* wake the scheduler: a slot was reserved, a host is wanted, work is due */
+/*
+ * DurableSchedulerUnreachable / DurableDatabaseUnreachable
+ *		The scheduler of database db could not connect to it (it does not
+ *		exist, or refuses connections); or whether that was so at its last
+ *		try.  Cleared when it connects.
+ */
 void
-DurableWakeScheduler(void)
+DurableSchedulerUnreachable(int db)
 {
-	int			procno;
-
-	SpinLockAcquire(&shared->mutex);
-	procno = shared->scheduler_procno;
-	SpinLockRelease(&shared->mutex);
-	if (procno >= 0)
-		DurableWakeProc(procno);
-}
-
-/* sends were committed for a home host that could not be started: look for due work */
-void
-DurableWakeSchedulerForWork(void)
-{
-	pg_atomic_write_u32(&shared->work_wanted, 1);
-	DurableWakeScheduler();
+	pg_atomic_fetch_or_u32(&shared->unreachable, ((uint32) 1) << db);
 }
 
 bool
-DurableSchedulerTakeWork(void)
+DurableDatabaseUnreachable(int db)
 {
-	return pg_atomic_exchange_u32(&shared->work_wanted, 0) != 0;
+	return (pg_atomic_read_u32(&shared->unreachable) & (((uint32) 1) << db)) != 0;
+}
+
+/*
+ * DurableWakeScheduler
+ *		Wake every database's scheduler: a slot was reserved (its database's
+ *		scheduler starts it), a host is wanted (any can make room), classes
+ *		changed, a gateway started.  Rare: a latch per database.
+ */
+void
+DurableWakeScheduler(void)
+{
+	int			procnos[DURABLE_MAX_DATABASES];
+	int			i;
+
+	SpinLockAcquire(&shared->mutex);
+	memcpy(procnos, shared->scheduler_procno, sizeof(procnos));
+	SpinLockRelease(&shared->mutex);
+	for (i = 0; i < DURABLE_MAX_DATABASES; i++)
+		if (procnos[i] >= 0)
+			DurableWakeProc(procnos[i]);
+}
+
+/*
+ * DurableWakeSchedulerForWork
+ *		Sends were committed in this database for a home host that could not
+ *		be started: its scheduler looks for due work.
+ */
+void
+DurableWakeSchedulerForWork(void)
+{
+	Assert(durable_db >= 0);
+	pg_atomic_fetch_or_u32(&shared->work_wanted, ((uint32) 1) << durable_db);
+	DurableWakeScheduler();
+}
+
+/* the scheduler of database db: whether it was asked to look for due work */
+bool
+DurableSchedulerTakeWork(int db)
+{
+	uint32		bit = ((uint32) 1) << db;
+
+	return (pg_atomic_fetch_and_u32(&shared->work_wanted, ~bit) & bit) != 0;
 }
 
 /* ----------------------------------------------------------------------
@@ -246,9 +298,9 @@ DurableSchedulerTakeWork(void)
  * ----------------------------------------------------------------------
  */
 
-/* the slot of owner's host home (-1: an extra; then any extra), under slots_lock */
+/* the slot of owner's host home in database db (-1: an extra; then any extra), under slots_lock */
 static int
-find_locked(Oid owner, int home)
+find_locked(int db, Oid owner, int home)
 {
 	int			i;
 
@@ -257,7 +309,7 @@ find_locked(Oid owner, int home)
 		HostSlot   *host = &shared->hosts[i];
 
 		if ((host->state == DURABLE_HOST_RESERVED || host->state == DURABLE_HOST_RUNNING) &&
-			host->owner == owner && host->home == home)
+			host->owner == owner && host->home == home && host->db == db)
 			return i;
 	}
 	return -1;
@@ -265,15 +317,16 @@ find_locked(Oid owner, int home)
 
 /*
  * DurableHostFind
- *		The slot of owner's home host home, reserved or running; -1 if none.
+ *		The slot of owner's home host home in database db, reserved or
+ *		running; -1 if none.
  */
 int
-DurableHostFind(Oid owner, int home)
+DurableHostFind(int db, Oid owner, int home)
 {
 	int			found;
 
 	LWLockAcquire(shared->slots_lock, LW_SHARED);
-	found = find_locked(owner, home);
+	found = find_locked(db, owner, home);
 	LWLockRelease(shared->slots_lock);
 	return found;
 }
@@ -295,19 +348,20 @@ reset_counters(HostSlot *host)
 
 /*
  * DurableHostReserve
- *		A slot for owner's host home (home -1: a new extra host), reserved
- *		now if it does not exist yet; the scheduler starts its process.
- *		-1 if every slot is taken (DurableHostNeedSlot tells the scheduler).
+ *		A slot for owner's host home (home -1: a new extra host) in database
+ *		db, reserved now if it does not exist yet; the scheduler of db starts
+ *		its process.  -1 if every slot is taken (DurableHostNeedSlot tells the
+ *		schedulers).
  */
 int
-DurableHostReserve(Oid owner, int home)
+DurableHostReserve(int db, Oid owner, int home)
 {
 	int			found = -1;
 	int			i;
 
 	LWLockAcquire(shared->slots_lock, LW_EXCLUSIVE);
 	if (home >= 0)
-		found = find_locked(owner, home);
+		found = find_locked(db, owner, home);
 	for (i = 0; found < 0 && i < shared->nslots; i++)
 	{
 		HostSlot   *host = &shared->hosts[i];
@@ -315,6 +369,7 @@ DurableHostReserve(Oid owner, int home)
 		if (host->state != DURABLE_HOST_FREE)
 			continue;
 		host->state = DURABLE_HOST_RESERVED;
+		host->db = db;
 		host->owner = owner;
 		host->home = home;
 		pg_atomic_write_u32(&host->retire, 0);
@@ -329,14 +384,15 @@ DurableHostReserve(Oid owner, int home)
 	return found;
 }
 
-/* a copy of a slot's state, owner and home */
+/* a copy of a slot's state, database, owner and home */
 void
-DurableHostSlotInfo(int hostno, DurableHostState *state, Oid *owner, int *home)
+DurableHostSlotInfo(int hostno, DurableHostState *state, int *db, Oid *owner, int *home)
 {
 	HostSlot   *host = slot(hostno);
 
 	LWLockAcquire(shared->slots_lock, LW_SHARED);
 	*state = host->state;
+	*db = host->db;
 	*owner = host->owner;
 	*home = host->home;
 	LWLockRelease(shared->slots_lock);
@@ -763,7 +819,7 @@ DurableHostGetStats(int hostno, DurableHostStats *stats)
 	int			b;
 
 	memset(stats, 0, sizeof(*stats));
-	DurableHostSlotInfo(hostno, &stats->state, &stats->owner, &stats->home);
+	DurableHostSlotInfo(hostno, &stats->state, &stats->db, &stats->owner, &stats->home);
 	SpinLockAcquire(&host->mutex);
 	stats->pid = host->pid;
 	SpinLockRelease(&host->mutex);

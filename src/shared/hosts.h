@@ -26,7 +26,8 @@ typedef struct DurableRequest
 {
 	uint64		seq;			/* the caller's reply slot sequence number */
 	int32		caller;			/* pgprocno of the waiting caller, or -1 */
-	int32		kind;			/* DurableRequestKind (messages.h) */
+	int16		kind;			/* DurableRequestKind (messages.h) */
+	int16		db;				/* the database of the call (set by DurableSubmit) */
 	dsa_pointer message;
 	uint64		chain;			/* call chain of a call between objects; 0 none */
 	uint64		object;			/* DurableObjectKey of the called object */
@@ -51,6 +52,7 @@ typedef struct DurableHostStats
 {
 	DurableHostState state;
 	pid_t		pid;			/* 0: not running */
+	int			db;				/* in which database */
 	Oid			owner;			/* whose classes it runs */
 	int			home;			/* which of the owner's durable.hosts; -1: an extra */
 	TimestampTz busy_since;		/* its running call started then; 0: idle */
@@ -69,18 +71,21 @@ extern void DurableHostsShmemStartup(void);
 extern bool DurableShmemReady(void);
 extern int	DurableHostSlots(void);
 
-/* the scheduler process */
-extern void DurableSchedulerAttach(void);
-extern void DurableSchedulerDetach(void);
-extern bool DurableSchedulerRunning(void);
+/* the scheduler process of each database */
+extern void DurableSchedulerAttach(int db);
+extern void DurableSchedulerDetach(int db);
+extern bool DurableSchedulerRunning(int db);
+extern void DurableSchedulerUnreachable(int db);
+extern bool DurableDatabaseUnreachable(int db);
 extern void DurableWakeScheduler(void);
 extern void DurableWakeSchedulerForWork(void);
-extern bool DurableSchedulerTakeWork(void);
+extern bool DurableSchedulerTakeWork(int db);
 
 /* slots: which owner's host is where */
-extern int	DurableHostFind(Oid owner, int home);
-extern int	DurableHostReserve(Oid owner, int home);
-extern void DurableHostSlotInfo(int hostno, DurableHostState *state, Oid *owner, int *home);
+extern int	DurableHostFind(int db, Oid owner, int home);
+extern int	DurableHostReserve(int db, Oid owner, int home);
+extern void DurableHostSlotInfo(int hostno, DurableHostState *state, int *db, Oid *owner,
+								int *home);
 extern void DurableHostFree(int hostno);
 extern bool DurableHostStartExit(int hostno, bool (*idle) (int hostno));
 extern void DurableHostAttach(int hostno);

@@ -17,6 +17,9 @@
  *	- the object itself is slow (a call of it ran longer than the threshold
  *	  within the last SLOW_MEMORY_MS): then to an extra host of the owner,
  *	  so that its calls never stall the objects of the home hosts.
+ * Hosts are per database too (hosts.c): an object's key is seeded with its
+ * database (objects.c), so the same class and id in two databases are two
+ * lanes on hosts of their own databases.
  * And the scheduler moves the queued calls of objects away from a host that
  * is stuck in a long call (DurableMoveQueued), for objects that have nothing
  * taken there.
@@ -367,9 +370,9 @@ lane_running(Lane *lane)
  *		process has started.  -1 if no slot is free.
  */
 int
-DurableReserveHost(Oid owner, int home)
+DurableReserveHost(int db, Oid owner, int home)
 {
-	int			hostno = DurableHostReserve(owner, home);
+	int			hostno = DurableHostReserve(db, owner, home);
 
 	if (hostno >= 0)
 		DurableRingOpen(hostno);
@@ -387,12 +390,12 @@ host_stuck(int hostno)
 
 /*
  * other_host
- *		A host of owner other than avoid that is not stuck, preferring home
- *		hosts (extras with extra_first), then the least queued; else a new
- *		extra host; -1 if none can be had.
+ *		A host of owner in database db other than avoid that is not stuck,
+ *		preferring home hosts (extras with extra_first), then the least
+ *		queued; else a new extra host; -1 if none can be had.
  */
 static int
-other_host(Oid owner, int avoid, bool extra_first)
+other_host(int db, Oid owner, int avoid, bool extra_first)
 {
 	int			best = -1;
 	int			best_rank = INT_MAX;
@@ -401,14 +404,15 @@ other_host(Oid owner, int avoid, bool extra_first)
 	for (i = 0; i < shared->nslots; i++)
 	{
 		DurableHostState state;
+		int			d;
 		Oid			o;
 		int			home;
 		int			rank;
 
 		if (i == avoid)
 			continue;
-		DurableHostSlotInfo(i, &state, &o, &home);
-		if (o != owner || (state != DURABLE_HOST_RUNNING && state != DURABLE_HOST_RESERVED) ||
+		DurableHostSlotInfo(i, &state, &d, &o, &home);
+		if (o != owner || d != db || (state != DURABLE_HOST_RUNNING && state != DURABLE_HOST_RESERVED) ||
 			host_stuck(i))
 			continue;
 		rank = (int) Min(ring(i)->head - ring(i)->tail, 100000);
@@ -422,32 +426,32 @@ other_host(Oid owner, int avoid, bool extra_first)
 	}
 	if (best >= 0)
 		return best;
-	return DurableReserveHost(owner, -1);
+	return DurableReserveHost(db, owner, -1);
 }
 
 /*
  * route
- *		The host for a new lane of an object of owner with this shard: its
- *		home (reserved if need be), unless the home is stuck or the object is
- *		slow (see the file header).  -1: no host slot is free.
+ *		The host for a new lane of an object of owner in database db with this
+ *		shard: its home (reserved if need be), unless the home is stuck or the
+ *		object is slow (see the file header).  -1: no host slot is free.
  */
 static int
-route(Oid owner, uint32 shard, bool slow)
+route(int db, Oid owner, uint32 shard, bool slow)
 {
-	int			home = DurableHostFind(owner, (int) (shard % (uint32) durable_hosts));
+	int			home = DurableHostFind(db, owner, (int) (shard % (uint32) durable_hosts));
 	int			other;
 
 	if (slow)
 	{
-		other = other_host(owner, home, true);
+		other = other_host(db, owner, home, true);
 		if (other >= 0)
 			return other;
 	}
 	if (home < 0)
-		return DurableReserveHost(owner, (int) (shard % (uint32) durable_hosts));
+		return DurableReserveHost(db, owner, (int) (shard % (uint32) durable_hosts));
 	if (host_stuck(home))
 	{
-		other = other_host(owner, home, false);
+		other = other_host(db, owner, home, false);
 		if (other >= 0)
 			return other;
 	}
@@ -471,15 +475,15 @@ submitted(int hostno, uint32 *generation)
 
 /*
  * DurableSubmit
- *		Put call req (req->object set) of an object of owner, with this shard,
- *		on the ring of the host that runs it (see the file header) and wake
- *		that host.  *hostno and *generation get where it went, *was_polling
+ *		Put call req (req->object set) of an object of owner in database db,
+ *		with this shard, on the ring of the host that runs it (see the file
+ *		header) and wake that host; req->db is set to db.  *hostno and *generation get where it went, *was_polling
  *		(unless NULL) whether that host was polling its ring (its caller may
  *		then watch for the reply rather than sleep).
  */
 DurableSubmitResult
-DurableSubmit(Oid owner, uint32 shard, DurableRequest *req, int *hostno, uint32 *generation,
-			  bool *was_polling)
+DurableSubmit(int db, Oid owner, uint32 shard, DurableRequest *req, int *hostno,
+			  uint32 *generation, bool *was_polling)
 {
 	uint64		object = req->object;
 	LWLock	   *plock = partition_lock(object);
@@ -489,13 +493,14 @@ DurableSubmit(Oid owner, uint32 shard, DurableRequest *req, int *hostno, uint32 
 	bool		closed;
 
 	req->enqueued_at = GetCurrentTimestamp();
+	req->db = (int16) db;
 	for (;;)
 	{
 		LWLockAcquire(plock, LW_EXCLUSIVE);
 		lane = lane_find(object);
 		if (lane == NULL)
 		{
-			target = route(owner, shard, slow_locked(object));
+			target = route(db, owner, shard, slow_locked(object));
 			if (target < 0)
 			{
 				LWLockRelease(plock);
@@ -894,10 +899,11 @@ DurableMoveQueued(int hostno, uint64 busy_object)
 	int			i;
 	uint64		pos;
 	DurableHostState state;
+	int			db;
 	Oid			owner;
 	int			home;
 
-	DurableHostSlotInfo(hostno, &state, &owner, &home);
+	DurableHostSlotInfo(hostno, &state, &db, &owner, &home);
 	if (state != DURABLE_HOST_RUNNING)
 		return 0;
 	LWLockAcquire(r->lock, LW_SHARED);
@@ -924,7 +930,7 @@ DurableMoveQueued(int hostno, uint64 busy_object)
 		LWLockAcquire(plock, LW_EXCLUSIVE);
 		lane = lane_find(objects[i]);
 		if (lane != NULL && lane->hostno == hostno && lane->active == 0 && lane->queued > 0 &&
-			(to = other_host(owner, hostno, slow_locked(objects[i]))) >= 0 &&
+			(to = other_host(db, owner, hostno, slow_locked(objects[i]))) >= 0 &&
 			move_locked(lane, to))
 			moved++;
 		LWLockRelease(plock);

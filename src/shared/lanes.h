@@ -28,7 +28,7 @@ extern void DurableLanesShmemRequest(void);
 extern void DurableLanesShmemStartup(void);
 
 /* callers: sessions, the gateway, hosts calling other objects */
-extern DurableSubmitResult DurableSubmit(Oid owner, uint32 shard, DurableRequest *req,
+extern DurableSubmitResult DurableSubmit(int db, Oid owner, uint32 shard, DurableRequest *req,
 										 int *hostno, uint32 *generation, bool *was_polling);
 extern DurableMailboxResult DurableSubmitToWaitingHost(DurableRequest *req, int *hostno,
 													   uint32 *generation);
@@ -42,7 +42,7 @@ extern void DurableSetRunning(uint64 object, bool running);
 extern int	DurableDrain(int hostno, DurableRequest *reqs, int max);
 extern bool DurableHostIdle(int hostno);
 extern void DurableRingOpen(int hostno);
-extern int	DurableReserveHost(Oid owner, int home);
+extern int	DurableReserveHost(int db, Oid owner, int home);
 extern bool DurableRingEmpty(int hostno);
 extern uint64 DurableRingDepth(int hostno);
 

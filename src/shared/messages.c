@@ -25,6 +25,7 @@
  */
 #include "shared/messages.h"
 #include "shared/gateway_link.h"
+#include "shared/settings.h"
 
 #include <stdlib.h>
 
@@ -231,7 +232,9 @@ DurableBytesOf(const char *s)
  * DurableGatewaySend
  *		Queue msg for the gateway (its parts in the order below) and wake it;
  *		whether it was queued (not when no gateway runs or shared memory is
- *		exhausted).  Never throws.
+ *		exhausted).  Never throws.  The first part is the kind plus 256 times
+ *		the database of the sending process (durable_db): the gateway reads
+ *		a message as one of that database, whatever it says.
  */
 bool
 DurableGatewaySend(const DurableGatewayMsg *msg)
@@ -242,7 +245,8 @@ DurableGatewaySend(const DurableGatewayMsg *msg)
 	char		num2[24];
 
 	memset(&parts, 0, sizeof(parts));
-	put_int(&parts, kind, sizeof(kind), msg->kind);
+	Assert(durable_db >= 0);
+	put_int(&parts, kind, sizeof(kind), msg->kind + 256 * durable_db);
 	switch (msg->kind)
 	{
 		case GATEWAY_MSG_CLASSES:
@@ -323,9 +327,10 @@ DurableGatewayMsgDecode(const DurableParts *parts, DurableGatewayMsg *msg)
 		[GATEWAY_MSG_GAP] = 3,
 		[GATEWAY_MSG_DROPPED] = 1
 	};
-	int64		kind = get_int(parts, 0);
+	int64		kind = get_int(parts, 0) % 256;
 
 	memset(msg, 0, sizeof(*msg));
+	msg->db = (int) (get_int(parts, 0) / 256);
 	if (kind < GATEWAY_MSG_CLASSES || kind > GATEWAY_MSG_DROPPED || parts->nparts < nparts[kind])
 		return false;
 	msg->kind = (DurableGatewayMsgKind) kind;

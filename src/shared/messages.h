@@ -84,7 +84,7 @@ typedef enum DurableGatewayMsgKind
 	GATEWAY_MSG_SEND,			/* a message to one socket */
 	GATEWAY_MSG_CLOSE,			/* close one socket */
 	GATEWAY_MSG_GAP,			/* a resumed socket missed events no longer kept */
-	GATEWAY_MSG_DROPPED			/* DROP EXTENSION: no classes, close every socket */
+	GATEWAY_MSG_DROPPED			/* DROP EXTENSION: no classes, close the database's sockets */
 } DurableGatewayMsgKind;
 
 /* flags of a class in a GATEWAY_MSG_CLASSES directory (upkeep.c encodes it) */
@@ -102,6 +102,7 @@ typedef struct DurableBytes
 typedef struct DurableGatewayMsg
 {
 	DurableGatewayMsgKind kind;
+	int			db;				/* decoded: the database of the sender */
 	int64		socket;			/* CONNECT READY REPLY ERROR SEND CLOSE GAP; 0: HTTP */
 	uint64		token;			/* REPLY ERROR of an HTTP call */
 	DurableBytes frame_id;		/* REPLY ERROR of a call frame: its JSON id */

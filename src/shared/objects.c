@@ -129,17 +129,33 @@ DurableObjectShard(const char *class_name, const char *id)
 }
 
 /*
+ * DurableObjectKeyIn
+ *		64-bit hash of object (class, id) of database number db, never 0: the
+ *		key of its lane (shared/lanes.c).  The database is the hash's seed (the
+ *		first database's keys are those of a single database).  Two objects
+ *		with the same key would only share a lane, running one after the
+ *		other; a ring request also carries its database, and a host refuses
+ *		one of another database.
+ */
+uint64
+DurableObjectKeyIn(int db, const char *class_name, const char *id)
+{
+	char		key[DURABLE_MAX_CLASS_BYTES + 1 + DURABLE_MAX_ID_BYTES];
+	uint64		h = hash_bytes_extended((unsigned char *) key,
+										object_bytes(class_name, id, key),
+										UINT64CONST(0x4455524142) + (uint64) db);
+
+	return h != 0 ? h : 1;
+}
+
+/*
  * DurableObjectKey
- *		64-bit hash of object (class, id), never 0: the key of its lane
- *		(shared/lanes.c).  Two objects with the same key would only share a
- *		lane, running one after the other.
+ *		The key of object (class, id) of the database this process serves
+ *		(a session that passed DurableCheckReady, a host).
  */
 uint64
 DurableObjectKey(const char *class_name, const char *id)
 {
-	char		key[DURABLE_MAX_CLASS_BYTES + 1 + DURABLE_MAX_ID_BYTES];
-	uint64		h = hash_bytes_extended((unsigned char *) key,
-										object_bytes(class_name, id, key), 0x4455524142);
-
-	return h != 0 ? h : 1;
+	Assert(durable_db >= 0);
+	return DurableObjectKeyIn(durable_db, class_name, id);
 }

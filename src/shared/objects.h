@@ -20,6 +20,7 @@ extern void DurableCheckId(const char *id);
 extern void DurableCheckMethod(const char *method);
 extern void DurableCheckMessageSize(Size size, const char *what);
 extern uint32 DurableObjectShard(const char *class_name, const char *id);
+extern uint64 DurableObjectKeyIn(int db, const char *class_name, const char *id);
 extern uint64 DurableObjectKey(const char *class_name, const char *id);
 
 #endif							/* DURABLE_OBJECTS_H */

@@ -528,7 +528,7 @@ submit(const DurableTarget *target, DurableRequest *req, bool in_chain, int star
 				continue;
 			}
 		}
-		switch (DurableSubmit(target->owner, target->shard, req, hostno, generation,
+		switch (DurableSubmit(target->db, target->owner, target->shard, req, hostno, generation,
 							  was_polling))
 		{
 			case DURABLE_SUBMIT_OK:

@@ -21,6 +21,7 @@ extern void DurableRepliesShmemStartup(void);
 /* the object a call goes to */
 typedef struct DurableTarget
 {
+	int			db;				/* its database (durable_db of the caller) */
 	Oid			owner;			/* its class owner */
 	uint32		shard;			/* DurableObjectShard */
 	uint64		object;			/* DurableObjectKey */

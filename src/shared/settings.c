@@ -3,9 +3,16 @@
  * settings.c
  *	  The durable.* settings.
  *
- * _PG_init defines them: those that size shared memory, name the database
+ * _PG_init defines them: those that size shared memory, name the databases
  * or bind the listener (PGC_POSTMASTER) only while the library is preloaded,
  * the reloadable ones (PGC_SIGHUP) always, and then reserves the prefix.
+ *
+ * durable.database is a comma-separated list of database names (spaces
+ * around a name are dropped, names are taken as written: no quoting, no
+ * case folding, so one name reads as it always did).  A database's number
+ * is its place in the list, 0 for the first: host slots, lanes, the class
+ * directory and gateway messages carry it, so nothing of one database is
+ * found from another.
  *
  * IDENTIFICATION
  *	  src/shared/settings.c
@@ -20,6 +27,7 @@
 #include "utils/memutils.h"
 
 char	   *durable_database = NULL;
+int			durable_db = -1;
 int			durable_hosts = 2;
 int			durable_max_hosts = 8;
 int			durable_busy_threshold = 50;
@@ -45,17 +53,101 @@ int			durable_client_area_bytes = 16 * 1024 * 1024;
 int			durable_max_receive_bytes = 256 * 1024 * 1024;
 int			durable_slow_consumer_timeout = 10000;
 
+static char database_names[DURABLE_MAX_DATABASES][NAMEDATALEN];
+static int	ndatabases = 0;
+
+/*
+ * DurableListItem
+ *		The next item of a comma-separated setting at *cursor (spaces and
+ *		tabs around it dropped) into *item and *len; *cursor moves past it
+ *		(NULL after the last).  False when there is none left.  Never throws.
+ */
+bool
+DurableListItem(const char **cursor, const char **item, size_t *len)
+{
+	const char *p = *cursor;
+	const char *end;
+	size_t		n;
+
+	if (p == NULL)
+		return false;
+	end = strchr(p, ',');
+	n = end ? (size_t) (end - p) : strlen(p);
+	while (n > 0 && (*p == ' ' || *p == '\t'))
+	{
+		p++;
+		n--;
+	}
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	*item = p;
+	*len = n;
+	*cursor = end ? end + 1 : NULL;
+	return true;
+}
+
+/*
+ * split_databases
+ *		The names of durable.database's value into names (when not NULL);
+ *		their count, or -1 with *why set when the list is not valid.
+ */
+static int
+split_databases(const char *value, char (*names)[NAMEDATALEN], const char **why)
+{
+	char		found[DURABLE_MAX_DATABASES][NAMEDATALEN];
+	const char *cursor = value ? value : "";
+	const char *p;
+	size_t		len;
+	int			n = 0;
+	int			i;
+
+	*why = NULL;
+	while (DurableListItem(&cursor, &p, &len))
+	{
+		if (len == 0)
+			*why = "A database name is empty.";
+		else if (len >= NAMEDATALEN)
+			*why = "A database name is too long.";
+		else if (n == DURABLE_MAX_DATABASES)
+			*why = "At most 16 databases can be listed.";
+		if (*why)
+			return -1;
+		memcpy(found[n], p, len);
+		found[n][len] = '\0';
+		for (i = 0; i < n; i++)
+		{
+			if (strcmp(found[i], found[n]) == 0)
+			{
+				*why = "A database is listed twice.";
+				return -1;
+			}
+		}
+		n++;
+	}
+	if (names)
+		memcpy(names, found, sizeof(found[0]) * n);
+	return n;
+}
+
+static void
+assign_databases(const char *newval, void *extra)
+{
+	const char *why;
+
+	ndatabases = Max(split_databases(newval, database_names, &why), 0);
+}
+
 static void
 define_postmaster_settings(void)
 {
 	DefineCustomStringVariable("durable.database",
-							   "Database the durable object workers connect to.",
-							   "The extension must be created in this database; calls from other databases are refused.",
+							   "Databases the durable object workers serve: a comma-separated list.",
+							   "The extension must be created in each; calls from other databases are refused. The first is the one plain /objects/ URLs of the gateway reach.",
 							   &durable_database,
 							   "postgres",
 							   PGC_POSTMASTER,
 							   0,
-							   NULL, NULL, NULL);
+							   NULL, assign_databases, NULL);
 
 	DefineCustomIntVariable("durable.hosts",
 							"Number of home host workers of each class owner with work.",
@@ -279,9 +371,52 @@ define_settings(void)
 void
 DurableDefineSettings(bool preloading)
 {
+	const char *why;
+
 	if (preloading)
+	{
 		define_postmaster_settings();
+		/* a list that is not valid stops the server rather than serve another database */
+		if (split_databases(durable_database, NULL, &why) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for parameter \"durable.database\": \"%s\"",
+							durable_database),
+					 errdetail("%s", why),
+					 errhint("List database names separated by commas.")));
+	}
 	define_settings();
+}
+
+/* how many databases durable.database lists */
+int
+DurableDatabaseCount(void)
+{
+	return ndatabases;
+}
+
+/* the name of database number db of durable.database */
+const char *
+DurableDatabaseName(int db)
+{
+	Assert(db >= 0 && db < ndatabases);
+	return database_names[db];
+}
+
+/*
+ * DurableDatabaseNumber
+ *		The number of database name in durable.database, -1 if not listed.
+ *		Never throws (the gateway calls it).
+ */
+int
+DurableDatabaseNumber(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < ndatabases; i++)
+		if (strcmp(database_names[i], name) == 0)
+			return i;
+	return -1;
 }
 
 /*

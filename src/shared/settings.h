@@ -21,6 +21,7 @@
 /* fixed limits */
 #define DURABLE_MAX_HOME_HOSTS	64	/* maximum of durable.hosts */
 #define DURABLE_MAX_HOSTS		256 /* maximum of durable.max_hosts */
+#define DURABLE_MAX_DATABASES	16	/* most names in durable.database */
 #define DURABLE_MAX_BATCH		1000	/* maximum of durable.max_batch */
 #define DURABLE_MAX_CLASS_BYTES 63
 #define DURABLE_MAX_ID_BYTES	512
@@ -32,7 +33,9 @@
 #define DURABLE_HISTORY_MAX_YEARS 100	/* class option history: at most this long */
 
 /* hosts and calls */
-extern char *durable_database;
+extern char *durable_database;	/* as set: a list of names */
+extern int	durable_db;			/* this process serves database number durable_db
+								 * of the list (0: the first); -1: none */
 extern int	durable_hosts;
 extern int	durable_max_hosts;
 extern int	durable_busy_threshold;
@@ -60,6 +63,10 @@ extern int	durable_max_receive_bytes;
 extern int	durable_slow_consumer_timeout;
 
 extern void DurableDefineSettings(bool preloading);
+extern bool DurableListItem(const char **cursor, const char **item, size_t *len);
+extern int	DurableDatabaseCount(void);
+extern const char *DurableDatabaseName(int db);
+extern int	DurableDatabaseNumber(const char *name);
 extern bool DurableGatewayEnabled(void);
 
 #endif							/* DURABLE_SETTINGS_H */

@@ -45,18 +45,18 @@ static bool callback_registered = false;
 
 /*
  * wake_home_host
- *		Sends for owner's home host home committed: wake it, or start it (it
+ *		Sends for owner's home host home (of this database) committed: wake it, or start it (it
  *		looks for due work when it starts).  With no slot free the scheduler
  *		starts it later, when it looks for due work.
  */
 static void
 wake_home_host(Oid owner, int home)
 {
-	int			hostno = DurableHostFind(owner, home);
+	int			hostno = DurableHostFind(durable_db, owner, home);
 
 	if (hostno >= 0)
 		DurableWakeHostForWork(hostno);
-	else if (DurableReserveHost(owner, home) < 0)
+	else if (DurableReserveHost(durable_db, owner, home) < 0)
 		DurableWakeSchedulerForWork();
 }
 

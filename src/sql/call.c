@@ -46,14 +46,15 @@ static SPIPlanPtr insert_plan = NULL;
 
 /*
  * DurableCheckReady
- *		ERROR (with a hint) unless the library is preloaded and this is the
- *		database the hosts serve.
+ *		ERROR (with a hint) unless the library is preloaded and this is one of
+ *		the databases the hosts serve; sets durable_db.
  */
 void
 DurableCheckReady(void)
 {
 	static Oid	checked_db = InvalidOid;
 	char	   *dbname;
+	int			db;
 
 	if (!DurableShmemReady())
 		ereport(ERROR,
@@ -68,13 +69,15 @@ DurableCheckReady(void)
 	if (checked_db == MyDatabaseId)
 		return;
 	dbname = get_database_name(MyDatabaseId);
-	if (dbname == NULL || strcmp(dbname, durable_database) != 0)
+	db = dbname ? DurableDatabaseNumber(dbname) : -1;
+	if (db < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("durable objects run in database \"%s\", not in \"%s\"",
 						durable_database, dbname ? dbname : "?"),
-				 errhint("Connect to database \"%s\", or set durable.database = '%s' in postgresql.conf and restart the server.",
-						 durable_database, dbname ? dbname : "?")));
+				 errhint("Connect to a database of durable.database, or add \"%s\" to durable.database in postgresql.conf and restart the server.",
+						 dbname ? dbname : "?")));
+	durable_db = db;
 	checked_db = MyDatabaseId;
 }
 
@@ -152,6 +155,7 @@ DurableCallFromSession(const DurableClass *cls, const char *id, const char *meth
 	DurableReplyMsg reply;
 	DurableReplyStatus status;
 
+	target.db = durable_db;
 	target.owner = cls->owner;
 	target.shard = DurableObjectShard(cls->name, id);
 	target.object = DurableObjectKey(cls->name, id);

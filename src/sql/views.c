@@ -46,8 +46,8 @@ durable_host_stats(PG_FUNCTION_ARGS)
 		bool		nulls[12] = {false};
 
 		DurableHostGetStats(i, &stats);
-		if (stats.state == DURABLE_HOST_FREE)
-			continue;
+		if (stats.state == DURABLE_HOST_FREE || stats.db != durable_db)
+			continue;			/* the hosts of this database only */
 		stats.queue_depth = DurableRingDepth(i);
 		values[0] = Int32GetDatum(i);
 		values[1] = Int32GetDatum(stats.pid);
