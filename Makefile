@@ -21,7 +21,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 # the SQL version this library is built for: the control file's default_version
 DURABLE_LIBRARY_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 PG_CPPFLAGS = -I$(srcdir)/src -DDURABLE_LIBRARY_VERSION='"$(DURABLE_LIBRARY_VERSION)"'
-SHLIB_LINK = -lwebsockets -ljansson
+SHLIB_LINK = -lwebsockets -ljansson -lev
 EXTRA_CLEAN = test/results test/tmp_check bench/results/tmp
 
 # Debian's server development package installs its pg_config here.
