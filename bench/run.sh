@@ -112,7 +112,7 @@ scripts=$work/scripts
 results=$out/results.jsonl
 mkdir -p "$out" "$raw" "$scripts"
 : >"$results"
-port=$((55000 + RANDOM % 1000))
+port=$((26000 + RANDOM % 1000))    # below the kernel's local ports of outgoing connections (32768-)
 NCPU=$(nproc)
 
 progress() { echo "[$(date +%H:%M:%S)] $*"; }
