@@ -397,8 +397,8 @@ durable_define_class(PG_FUNCTION_ARGS)
 	int32		version;
 	JsonbValue *v;
 	DurableSpiState spi;
-	Datum		values[5];
-	Oid			types[5] = {TEXTOID, TEXTOID, JSONBOID, OIDOID, INT4OID};
+	Datum		values[6];
+	Oid			types[6] = {TEXTOID, TEXTOID, JSONBOID, OIDOID, INT4OID, TIMESTAMPTZOID};
 
 	DurableCheckReady();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -443,6 +443,8 @@ durable_define_class(PG_FUNCTION_ARGS)
 	values[2] = JsonbPGetDatum(options);
 	values[3] = ObjectIdGetDatum(handler_owner);
 	values[4] = Int32GetDatum(version);
+	/* the clock as a value: Citus refuses volatile functions in DO UPDATE of _classes */
+	values[5] = TimestampTzGetDatum(GetCurrentTimestamp());
 	DurableSpiBegin(&spi);
 	/*
 	 * a class keeps the version it was created with as its base (versions.c);
@@ -452,17 +454,17 @@ durable_define_class(PG_FUNCTION_ARGS)
 	DurableSpiExecute(DurableSpiPlan(&upsert_plan,
 									 "INSERT INTO durable._classes AS c (name, handler, options, owner, base_version, history_since) "
 									 "VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5, "
-									 "        CASE WHEN $3 OPERATOR(pg_catalog.?) 'history' THEN pg_catalog.clock_timestamp() END) "
+									 "        CASE WHEN $3 OPERATOR(pg_catalog.?) 'history' THEN $6 END) "
 									 "ON CONFLICT (name) DO UPDATE "
 									 "   SET handler = EXCLUDED.handler, options = EXCLUDED.options, "
-									 "       owner = EXCLUDED.owner, updated_at = pg_catalog.now(), "
+									 "       owner = EXCLUDED.owner, updated_at = EXCLUDED.updated_at, "
 									 "       history_since = CASE "
 									 "         WHEN NOT EXCLUDED.options OPERATOR(pg_catalog.?) 'history' THEN NULL "
 									 "         WHEN c.options OPERATOR(pg_catalog.?) 'history' "
-									 "         THEN GREATEST(c.history_since, pg_catalog.clock_timestamp() "
+									 "         THEN GREATEST(c.history_since, $6 "
 									 "              OPERATOR(pg_catalog.-) (c.options OPERATOR(pg_catalog.->>) 'history')::pg_catalog.interval) "
 									 "         ELSE EXCLUDED.history_since END",
-									 5, types),
+									 6, types),
 					  values, NULL, false, SPI_OK_INSERT);
 	DurableSpiEnd(&spi);
 	DurableClassesInvalidate();
@@ -505,9 +507,9 @@ durable_drop_class(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(name);
 	DurableSpiBegin(&spi);
 	DurableSpiExecute(DurableSpiPlan(&has_data_plan,
-									 "SELECT EXISTS (SELECT FROM durable._storage "
+									 "SELECT EXISTS (SELECT 1 FROM durable._storage "
 									 "                WHERE class OPERATOR(pg_catalog.=) $1) "
-									 "    OR EXISTS (SELECT FROM durable._history "
+									 "    OR EXISTS (SELECT 1 FROM durable._history "
 									 "                WHERE class OPERATOR(pg_catalog.=) $1)",
 									 1, types),
 					  values, NULL, true, SPI_OK_SELECT);
