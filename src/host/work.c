@@ -23,6 +23,10 @@
  * holds (a drop_class in an open transaction) is left alone instead of
  * stalling the host; it is looked at again on the next round.
  *
+ * With the tables distributed by Citus (durable.distribute()), a look reads
+ * only this node's shards of them, as local tables (shared/placement.c):
+ * each node runs the alarms and sends of its own objects.
+ *
  * IDENTIFICATION
  *	  src/host/work.c
  *

@@ -111,12 +111,18 @@ done
 
 # --- calls -------------------------------------------------------------------------------
 ids=$(seq -f 'o%g' 1 16)
-bad=0
-for id in $ids; do
-    r=$(on coord "SELECT durable.call('counter', '$id', 'inc')")
-    owner=$(on coord "SELECT node_of('$id')")
-    [ "$r" = "{\"n\": 1, \"node\": $owner}" ] || { bad=$((bad + 1)); echo "# $id: $r, owner $owner"; }
-done
+# increment_all N: increment every object from the coordinator; how many did not answer
+# n = N from the node that holds them
+increment_all() {
+    local id r owner bad=0
+    for id in $ids; do
+        r=$(on coord "SELECT durable.call('counter', '$id', 'inc')")
+        owner=$(on coord "SELECT node_of('$id')")
+        [ "$r" = "{\"n\": $1, \"node\": $owner}" ] || { bad=$((bad + 1)); echo "# $id: $r, owner $owner" >&2; }
+    done
+    echo "$bad"
+}
+bad=$(increment_all 1)
 [ "$bad" = 0 ] && ok "calls_from_coordinator_run_on_owner" ||
     not_ok "calls_from_coordinator_run_on_owner" "$bad of 16 wrong"
 
@@ -126,12 +132,7 @@ citus_add_worker w2 &&
     on coord "SELECT rebalance_table_shards()" >/dev/null 2>"$dir/rebalance.err"
 moved=$(on coord "SELECT count(DISTINCT n.nodeport) FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
                    JOIN pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'durable._storage'::regclass")
-bad=0
-for id in $ids; do
-    r=$(on coord "SELECT durable.call('counter', '$id', 'inc')")
-    owner=$(on coord "SELECT node_of('$id')")
-    [ "$r" = "{\"n\": 2, \"node\": $owner}" ] || { bad=$((bad + 1)); echo "# $id: $r, owner $owner"; }
-done
+bad=$(increment_all 2)
 on_w2=$(for id in $ids; do on coord "SELECT node_of('$id')"; done | grep -c "^$W2$")
 if [ "$moved" = 2 ] && [ "$bad" = 0 ] && [ "$on_w2" -gt 0 ] &&
    [ "$(on w2 "SELECT count(*) FROM durable._classes WHERE name = 'counter'")" = 1 ]; then
