@@ -17,7 +17,8 @@
  *	  nodes' objects.
  *
  * Without Citus, or before durable.distribute(), DurableDistributed is
- * false and nothing here runs a statement.  The answer is kept for the
+ * false and nothing here runs a statement (without Citus preloaded, it
+ * does not even look at the catalog).  The answer is kept for the
  * rest of the transaction; shard placements are read from Citus' metadata
  * (pg_dist_placement, pg_dist_node) each time, so a moved shard is seen by
  * the next transaction.
@@ -36,6 +37,7 @@
 #include "lib/stringinfo.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #define CITUS_EXTENSION_NAME "citus"
 
@@ -65,7 +67,9 @@ DurableDistributed(void)
 	if (MyProc->lxid == distributed_lxid)
 		return distributed;
 	distributed = false;
-	if (DurableExtensionPresent() &&
+	/* Citus not preloaded (its settings are not defined): no catalog lookup at all */
+	if (GetConfigOption("citus.version", true, false) != NULL &&
+		DurableExtensionPresent() &&
 		OidIsValid(get_extension_oid(CITUS_EXTENSION_NAME, true)))
 	{
 		DurableSpiBegin(&spi);
