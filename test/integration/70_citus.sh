@@ -47,7 +47,7 @@ tables=$(on coord "SELECT string_agg(logicalrelid::text || ':' || partmethod::te
                                ELSE '-' END, ' ' ORDER BY logicalrelid::text)
                      FROM pg_dist_partition" 2>&1)
 colocations=$(on coord "SELECT count(DISTINCT colocationid) FROM pg_dist_partition WHERE partmethod = 'h'")
-want="durable._alarms:h:id durable._classes:n:- durable._dead_letters:h:id durable._events:h:id durable._outbox:h:id durable._storage:h:id durable._versions:h:id"
+want="durable._alarms:h:id durable._classes:n:- durable._dead_letters:h:id durable._events:h:id durable._history:h:id durable._outbox:h:id durable._storage:h:id durable._versions:h:id"
 if [ "$tables" = "$want" ] && [ "$colocations" = 1 ]; then
     ok "distribute_tables"
 else
@@ -64,7 +64,7 @@ funcs=$(on coord "SELECT string_agg(objid::regprocedure::text || ':' || distribu
 shards_before=$(on coord "SELECT count(*) FROM pg_dist_shard")
 again=$(on_try coord "SELECT durable.distribute(); SELECT durable.distribute()")
 shards_after=$(on coord "SELECT count(*) FROM pg_dist_shard")
-[ "$shards_before" = "$shards_after" ] && [ "$(on coord "SELECT count(*) FROM pg_dist_partition")" = 7 ] &&
+[ "$shards_before" = "$shards_after" ] && [ "$(on coord "SELECT count(*) FROM pg_dist_partition")" = 8 ] &&
     ! [[ $again == *ERROR* ]] && ok "distribute_twice_harmless" ||
     not_ok "distribute_twice_harmless" "$shards_before -> $shards_after shards; $again"
 
