@@ -315,3 +315,105 @@ SELECT c.name,
   LEFT JOIN pg_catalog.pg_proc p
          ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
  WHERE durable._visible(c.owner);
+
+--------------------------------------------------------------------------------
+-- Scale-out on Citus (issue 17).  durable.distribute(), run once by a superuser on the
+-- coordinator, makes every per-object table a distributed table by object id, all
+-- co-located (an object's storage, alarms, sends, events, versions and dead letters are
+-- in shards on the same node), durable._classes a reference table (a copy on
+-- every node), and durable.call/durable.send distributed functions: Citus runs a call
+-- made outside a transaction block on the node that holds the object.  Tables whose
+-- primary key lacks the id (the outbox, the dead letters) get (id, ...) as their key
+-- first: Citus requires the distribution column in every unique constraint.  Running it
+-- again changes nothing; tables added by later versions are distributed by the next run.
+-- Node-local state stays local on each node: durable._sockets (each node's gateway) and
+-- durable._residency (each node's hosts; UNLOGGED, which Citus cannot move by logical
+-- replication) are not touched.
+-- See docs/scaling.md.
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION durable.distribute()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tab text;
+    rel regclass;
+    pk record;
+    cols text;
+    fn text;
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+             WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+        RAISE EXCEPTION 'permission denied for durable.distribute()'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Distributing changes the layout of every object''s state on every node.',
+                  HINT = 'Run it as a superuser.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension e
+                    WHERE e.extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'durable.distribute() needs the citus extension'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'The extension "citus" is not installed in this database.',
+                  HINT = 'Set shared_preload_libraries = ''citus,pg_durable_objects'' on every node, restart, CREATE EXTENSION citus on each, add the workers with citus_add_node() on the coordinator, then run durable.distribute() there.';
+    END IF;
+    IF (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g) OPERATOR(pg_catalog.<>) 0 THEN
+        RAISE EXCEPTION 'durable.distribute() must run on the coordinator'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'This node is a Citus worker.',
+                  HINT = 'Connect to the coordinator and run it there.';
+    END IF;
+    -- the statement trigger of durable._storage goes to its shards (docs/scaling.md)
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'durable._classes'::pg_catalog.regclass) THEN
+        PERFORM pg_catalog.create_reference_table('durable._classes');
+    END IF;
+
+    -- _storage first: the others are co-located with it
+    FOREACH tab IN ARRAY ARRAY['_storage', '_alarms', '_outbox', '_events', '_history',
+                               '_versions', '_dead_letters'] LOOP
+        rel := pg_catalog.to_regclass('durable.' OPERATOR(pg_catalog.||) tab);
+        CONTINUE WHEN rel IS NULL
+            OR EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+                        WHERE p.logicalrelid OPERATOR(pg_catalog.=) rel);
+        -- a primary key without the id: (id, its columns) instead
+        SELECT c.conname,
+               pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord) AS cols,
+               bool_or(a.attname OPERATOR(pg_catalog.=) 'id') AS has_id
+          INTO pk
+          FROM pg_catalog.pg_constraint c
+          CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+          JOIN pg_catalog.pg_attribute a
+            ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid
+           AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+         WHERE c.conrelid OPERATOR(pg_catalog.=) rel AND c.contype OPERATOR(pg_catalog.=) 'p'
+         GROUP BY c.conname;
+        IF FOUND AND NOT pk.has_id THEN
+            EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I, ADD PRIMARY KEY (id, %s)',
+                                      rel, pk.conname, pk.cols);
+        END IF;
+        IF tab OPERATOR(pg_catalog.=) '_storage' THEN
+            PERFORM pg_catalog.create_distributed_table(rel, 'id');
+        ELSE
+            PERFORM pg_catalog.create_distributed_table(rel, 'id',
+                                                        colocate_with => 'durable._storage');
+        END IF;
+    END LOOP;
+
+    FOREACH fn IN ARRAY ARRAY['durable.call(text,text,text,jsonb)',
+                              'durable.send(text,text,text,jsonb)'] LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_object o
+                               WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                 AND o.objid OPERATOR(pg_catalog.=) fn::pg_catalog.regprocedure
+                                 AND o.distribution_argument_index IS NOT NULL);
+        PERFORM pg_catalog.create_distributed_function(fn::pg_catalog.regprocedure, '$2',
+                                                       colocate_with => 'durable._storage');
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION durable.distribute() FROM PUBLIC;
+COMMENT ON FUNCTION durable.distribute() IS
+    'Citus: distribute every per-object table by object id (co-located), make durable._classes a reference table and call/send distributed functions; superuser, on the coordinator; running it again is harmless';

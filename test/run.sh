@@ -8,7 +8,8 @@
 # Then: one throw-away cluster with shared_preload_libraries for pg_regress (sql/, expected/),
 # isolation specs (test/specs/) and the integration tests (test/integration/*.sh, which print
 # TAP-style "ok - ..." / "not ok - ..." lines; a script that exits non-zero or prints no
-# result counts as failed).  TESTS=REGEX runs only the integration tests it matches;
+# result counts as failed; "skip - ..." lines count as skipped, e.g. the Citus tests where
+# Citus could not be built).  TESTS=REGEX runs only the integration tests it matches;
 # PG_TREE=DIR tests against a private copy of the server instead of the system's.  The last line is "N passed, M failed"; the exit status is
 # non-zero on any failure.
 set -u
@@ -48,6 +49,19 @@ if [ "${1:-}" != "--inside" ]; then
             echo "0 passed, 1 failed"
             exit 1
         fi
+        # Citus for the scale-out tests (test/citus/build.sh; skipped when already installed).
+        # A machine that cannot build it still runs everything else: the Citus tests then
+        # report themselves skipped, with this reason.
+        citus_reason=
+        if [ -z "${TESTS:-}" ] || [[ 70_citus =~ $TESTS ]]; then
+            citus_start=$(date +%s)
+            if citus_err=$(test/citus/build.sh 2>&1 >/dev/null); then
+                [ -n "$citus_err" ] && echo "$citus_err ($(( $(date +%s) - citus_start ))s)"
+            else
+                citus_reason=$(echo "$citus_err" | tail -1)
+                echo "Citus not available, its tests will be skipped: $citus_reason"
+            fi
+        fi
         work=$(mktemp -d /tmp/durable-test.XXXXXX)
         cp -r sql expected test "$work/"
         cp -r examples clients src "$work/"
@@ -56,6 +70,7 @@ if [ "${1:-}" != "--inside" ]; then
         chown -R postgres: "$work"
         runuser -u postgres -- env TESTS="${TESTS:-}" WS_TESTS="${WS_TESTS:-}" \
             RELEASE_0_1_BIN="$RELEASE_0_1_BIN" \
+            CITUS_SKIP_REASON="$citus_reason" \
             PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}" "$work/test/run.sh" --inside "$work"
         rc=$?
     else
@@ -81,6 +96,8 @@ export TEST_ROOT=$work
 port=$((20000 + RANDOM % 4000))
 passed=0
 failed=0
+skipped=0
+skip_reasons=
 
 count_regress() {    # count "... ok" / "... FAILED" lines of pg_regress output in $1
     local p f
@@ -135,12 +152,18 @@ for t in "$work"/test/integration/*.sh; do
     sed 's/^/   /' "$work/results/$name.out" | grep -E '^   (ok|not ok)' || true
     p=$(grep -c '^ok - ' "$work/results/$name.out")
     f=$(grep -c '^not ok - ' "$work/results/$name.out")
+    s=$(grep -c '^skip - ' "$work/results/$name.out")
+    if [ "$s" != 0 ]; then
+        grep '^skip - ' "$work/results/$name.out" | head -3 | sed 's/^/   /'
+        skipped=$((skipped + s))
+        skip_reasons="$skip_reasons${skip_reasons:+; }$name: $(grep -m1 '^skip - ' "$work/results/$name.out" | sed 's/^skip - [^(]*(\(.*\))$/\1/')"
+    fi
     if [ $rc != 0 ] && [ "$f" = 0 ]; then
         f=1
         echo "   not ok - $name exited with status $rc"
     fi
     # a script that reports nothing proved nothing (it crashed, or its checks never ran)
-    if [ "$p" = 0 ] && [ "$f" = 0 ]; then
+    if [ "$p" = 0 ] && [ "$f" = 0 ] && [ "$s" = 0 ]; then
         f=1
         echo "   not ok - $name printed no result"
     fi
@@ -160,5 +183,6 @@ if [ "$failed" != 0 ]; then
     echo "--- server log (last 60 lines):"
     tail -60 "$work/cluster/server.log"
 fi
+[ "$skipped" != 0 ] && echo "$skipped skipped ($skip_reasons)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

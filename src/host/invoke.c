@@ -48,6 +48,7 @@
 #include "host/host_int.h"
 #include "shared/lanes.h"
 #include "shared/objects.h"
+#include "shared/placement.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -125,10 +126,12 @@ run_handler(DurableClass *cls, const char *id, const char *method, Jsonb *args,
  * lookup_runnable
  *		The class of a call this host is about to run: it must exist, have a
  *		handler its owner owns, and belong to this host's owner (a class that
- *		changed owner after the call was queued: 40001, call again).
+ *		changed owner after the call was queued: 40001, call again).  With
+ *		the tables distributed by Citus, the object must live on this node
+ *		(placement.c): no two nodes run one object.
  */
 static void
-lookup_runnable(const char *class_name, DurableClass *cls)
+lookup_runnable(const char *class_name, const char *id, DurableClass *cls)
 {
 	/* a class (re)defined before this call was sent is the one it runs as */
 	AcceptInvalidationMessages();
@@ -140,6 +143,7 @@ lookup_runnable(const char *class_name, DurableClass *cls)
 				 errmsg("durable class \"%s\" changed owner while the call waited", class_name),
 				 errdetail("The call was not run."),
 				 errhint("Call it again.")));
+	DurableCheckObjectHere(class_name, id);
 }
 
 /*
@@ -207,7 +211,7 @@ DurableInvokeInline(const char *class_name, const char *id, const char *method,
 	uint64		object = DurableObjectKey(class_name, id);
 	int32		from;
 
-	lookup_runnable(class_name, &cls);
+	lookup_runnable(class_name, id, &cls);
 	DurableCacheBeginCall(object, cache_valid);
 	if (strcmp(method, "$migrate") != 0 && DurableVersionCheck(&cls, id, object, &from))
 	{
@@ -453,6 +457,10 @@ invoke_once(DurableCall *call, MemoryContext resultcxt)
 	bool		p = false;
 
 	call->preempted = false;
+	/* with Citus: a shard that moved makes the cache forget (placement.c) */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	(void) DurableDistributed();
+	PopActiveSnapshot();
 	DurableCacheBeginCall(call->object, call->cache_valid);
 	if (!call->nested)
 		DurableHostSetBusy(durable_host_number, call->object);
@@ -478,7 +486,7 @@ invoke_once(DurableCall *call, MemoryContext resultcxt)
 					 errmsg("durable call reached a host of another database"),
 					 errdetail("The call was not run."),
 					 errhint("Call it again.")));
-		lookup_runnable(call->class_name, &cls);
+		lookup_runnable(call->class_name, call->id, &cls);
 		call->async_commit = cls.async_commit;
 
 		if (call->migrating || strcmp(call->method, "$migrate") == 0)

@@ -32,6 +32,7 @@
  */
 #include "host/host_int.h"
 #include "shared/lanes.h"
+#include "shared/placement.h"
 
 #include <setjmp.h>
 
@@ -228,39 +229,28 @@ make_room(void)
 	}
 }
 
-/*
- * start_hosts_with_due_work
- *		In a transaction: reserve the home hosts of owners that have alarms
- *		or sends falling due within a second, and no running host.
- */
+/* owners and homes with alarms or sends falling due within a second */
+#define DUE_ALARMS_SQL \
+	"SELECT c.owner::pg_catalog.oid, (a.shard OPERATOR(pg_catalog.%) $1)::pg_catalog.int4 " \
+	"  FROM durable._alarms a JOIN durable._classes c " \
+	"    ON c.name OPERATOR(pg_catalog.=) a.class " \
+	" WHERE a.at OPERATOR(pg_catalog.<=) (pg_catalog.clock_timestamp() " \
+	"                 OPERATOR(pg_catalog.+) '1 second'::pg_catalog.interval) " \
+	"   AND c.owner IS NOT NULL"
+#define DUE_SENDS_SQL \
+	"SELECT c.owner::pg_catalog.oid, (o.shard OPERATOR(pg_catalog.%) $1)::pg_catalog.int4 " \
+	"  FROM durable._outbox o JOIN durable._classes c " \
+	"    ON c.name OPERATOR(pg_catalog.=) o.class " \
+	" WHERE o.not_before OPERATOR(pg_catalog.<=) " \
+	"       (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) '1 second'::pg_catalog.interval) " \
+	"   AND c.owner IS NOT NULL"
+
+/* reserve the home hosts of the (owner, home) rows of the last statement */
 static void
-start_hosts_with_due_work(void *unused)
+reserve_homes(void)
 {
-	static const char *sql =
-		"SELECT c.owner::pg_catalog.oid, (a.shard OPERATOR(pg_catalog.%) $1)::pg_catalog.int4 "
-		"  FROM durable._alarms a JOIN durable._classes c "
-		"    ON c.name OPERATOR(pg_catalog.=) a.class "
-		" WHERE a.at OPERATOR(pg_catalog.<=) (pg_catalog.clock_timestamp() "
-		"                 OPERATOR(pg_catalog.+) '1 second'::pg_catalog.interval) "
-		"   AND c.owner IS NOT NULL "
-		"UNION "
-		"SELECT c.owner::pg_catalog.oid, (o.shard OPERATOR(pg_catalog.%) $1)::pg_catalog.int4 "
-		"  FROM durable._outbox o JOIN durable._classes c "
-		"    ON c.name OPERATOR(pg_catalog.=) o.class "
-		" WHERE o.not_before OPERATOR(pg_catalog.<=) "
-		"       (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) '1 second'::pg_catalog.interval) "
-		"   AND c.owner IS NOT NULL";
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	DurableSpiState spi;
 	uint64		i;
 
-	if (!DurableExtensionPresent())
-		return;
-	values[0] = Int32GetDatum(durable_hosts);
-	DurableSpiBegin(&spi);
-	DurableSpiExecute(DurableSpiPlan(&due_plan, sql, 1, types), values, NULL, true,
-					  SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -272,6 +262,48 @@ start_hosts_with_due_work(void *unused)
 		if (DurableHostFind(durable_db, owner, home) < 0 &&
 			DurableReserveHost(durable_db, owner, home) < 0)
 			DurableHostNeedSlot();
+	}
+}
+
+/*
+ * start_hosts_with_due_work
+ *		In a transaction: reserve the home hosts of owners that have alarms
+ *		or sends falling due within a second, and no running host.  With the
+ *		tables distributed by Citus, only those of this node's shards
+ *		(placement.c): other nodes' schedulers start theirs.
+ */
+static void
+start_hosts_with_due_work(void *unused)
+{
+	static const char *sql = DUE_ALARMS_SQL " UNION " DUE_SENDS_SQL;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	DurableSpiState spi;
+	char	   *local;
+	int			which;
+
+	if (!DurableExtensionPresent())
+		return;
+	values[0] = Int32GetDatum(durable_hosts);
+	DurableSpiBegin(&spi);
+	if (!DurableLocalStatement(DUE_ALARMS_SQL, "durable._alarms", 1, "ALL", &local))
+	{
+		DurableSpiExecute(DurableSpiPlan(&due_plan, sql, 1, types), values, NULL, true,
+						  SPI_OK_SELECT);
+		reserve_homes();
+	}
+	else
+	{
+		for (which = 0; which < 2; which++)
+		{
+			if (which == 1)
+				DurableLocalStatement(DUE_SENDS_SQL, "durable._outbox", 1, "ALL", &local);
+			if (local == NULL)
+				continue;
+			if (SPI_execute_with_args(local, 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute_with_args failed");
+			reserve_homes();
+		}
 	}
 	DurableSpiEnd(&spi);
 }

@@ -67,7 +67,7 @@ static const DurableStatement statements[PLAN_COUNT] =
 		2, {TEXTOID, TEXTOID}
 	},
 	[PLAN_HAS_STORAGE] = {
-		"SELECT EXISTS (SELECT FROM durable._storage "
+		"SELECT EXISTS (SELECT 1 FROM durable._storage "
 		"                WHERE class OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2)",
 		2, {TEXTOID, TEXTOID}
 	},

@@ -23,6 +23,10 @@
  * holds (a drop_class in an open transaction) is left alone instead of
  * stalling the host; it is looked at again on the next round.
  *
+ * With the tables distributed by Citus (durable.distribute()), a look reads
+ * only this node's shards of them, as local tables (shared/placement.c):
+ * each node runs the alarms and sends of its own objects.
+ *
  * IDENTIFICATION
  *	  src/host/work.c
  *
@@ -30,6 +34,7 @@
  */
 #include "host/host_int.h"
 #include "shared/objects.h"
+#include "shared/placement.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
@@ -62,9 +67,11 @@ enum
 
 static const DurableStatement statements[PLAN_COUNT] =
 {
+	/* sends name their object too: with Citus, the id finds the shard (placement.c) */
 	[PLAN_CLAIM_SEND] = {
-		"DELETE FROM durable._outbox WHERE seq OPERATOR(pg_catalog.=) $1",
-		1, {INT8OID}
+		"DELETE FROM durable._outbox WHERE seq OPERATOR(pg_catalog.=) $1 "
+		"   AND id OPERATOR(pg_catalog.=) $2",
+		2, {INT8OID, TEXTOID}
 	},
 	[PLAN_CLAIM_ALARM] = {
 		"DELETE FROM durable._alarms WHERE class OPERATOR(pg_catalog.=) $1 "
@@ -76,8 +83,8 @@ static const DurableStatement statements[PLAN_COUNT] =
 		"UPDATE durable._outbox SET attempt = attempt OPERATOR(pg_catalog.+) 1, "
 		"       not_before = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $4, "
 		"       last_error = " ERROR_JSON
-		" WHERE seq OPERATOR(pg_catalog.=) $1",
-		4, {INT8OID, TEXTOID, TEXTOID, INTERVALOID}
+		" WHERE seq OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $5",
+		5, {INT8OID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID}
 	},
 	[PLAN_RETRY_ALARM] = {
 		"UPDATE durable._alarms SET attempt = attempt OPERATOR(pg_catalog.+) 1, "
@@ -87,11 +94,12 @@ static const DurableStatement statements[PLAN_COUNT] =
 	},
 	[PLAN_DEAD_SEND] = {
 		"WITH d AS (DELETE FROM durable._outbox WHERE seq OPERATOR(pg_catalog.=) $1 "
+		"             AND id OPERATOR(pg_catalog.=) $5 "
 		"           RETURNING class, id, method, args, attempt) "
 		"INSERT INTO durable._dead_letters (kind, class, id, method, args, attempts, last_error) "
 		"SELECT 'send', d.class, d.id, d.method, d.args, d.attempt OPERATOR(pg_catalog.+) 1, "
 		ERROR_JSON " FROM d",
-		3, {INT8OID, TEXTOID, TEXTOID}
+		5, {INT8OID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID}
 	},
 	[PLAN_DEAD_ALARM] = {
 		"WITH d AS (DELETE FROM durable._alarms" ALARM_KEY
@@ -138,6 +146,35 @@ execute(int which, Datum *values, int expected)
 }
 
 /*
+ * look
+ *		Run the scan which (due alarms, the next alarm, pending sends): when
+ *		the tables are distributed, over this node's shards only
+ *		(placement.c).  False if it ran nothing (no shard here).
+ */
+static bool
+look(int which, Datum *values)
+{
+	const DurableStatement *stmt = &statements[which];
+	char	   *local;
+	int			rc;
+
+	if (!DurableLocalStatement(stmt->sql,
+							   which == PLAN_PENDING_SENDS ? "durable._outbox" : "durable._alarms",
+							   which == PLAN_DUE_ALARMS ? 4 : 1, "$3", &local))
+	{
+		execute(which, values, SPI_OK_SELECT);
+		return true;
+	}
+	if (local == NULL)
+		return false;
+	rc = SPI_execute_with_args(local, stmt->nargs, (Oid *) stmt->argtypes, values, NULL,
+							   false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return true;
+}
+
+/*
  * DurableWorkClaim
  *		In the call's subtransaction: delete the alarm or send row the call
  *		comes from.  False if it is gone (deleted or replaced meanwhile): the
@@ -157,6 +194,7 @@ DurableWorkClaim(DurableCall *call)
 	if (call->source == DURABLE_SOURCE_SEND)
 	{
 		values[0] = Int64GetDatum(call->outbox_seq);
+		values[1] = CStringGetTextDatum(call->id);
 		execute(PLAN_CLAIM_SEND, values, SPI_OK_DELETE);
 	}
 	else
@@ -203,6 +241,7 @@ DurableWorkFailed(DurableCall *call)
 	{
 		values[0] = Int64GetDatum(call->outbox_seq);
 		values[3] = IntervalPGetDatum(delay);
+		values[4] = CStringGetTextDatum(call->id);
 		execute(dead ? PLAN_DEAD_SEND : PLAN_RETRY_SEND, values,
 				dead ? SPI_OK_INSERT : SPI_OK_UPDATE);
 	}
@@ -264,6 +303,7 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 	uint64		i;
 	HTAB	   *blocked;
 	bool		held_elsewhere = false;
+	bool		ran;
 	HASHCTL		ctl;
 	bool		isnull;
 
@@ -280,8 +320,8 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 	DurableSpiBegin(&spi);
 
 	/* due alarms */
-	execute(PLAN_DUE_ALARMS, values, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed && n < max; i++)
+	ran = look(PLAN_DUE_ALARMS, values);
+	for (i = 0; ran && i < SPI_processed && n < max; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -314,8 +354,8 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 	blocked = hash_create("durable blocked objects", 64, &ctl,
 						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	values[2] = Int32GetDatum(Max(max - n, 0) + 1000);
-	execute(PLAN_PENDING_SENDS, values, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
+	ran = look(PLAN_PENDING_SENDS, values);
+	for (i = 0; ran && i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -381,8 +421,7 @@ DurableWorkFetch(DurableCall *calls, int max, TimestampTz *next_wake)
 	if (n == 0)
 	{
 		values[2] = Int32GetDatum(1);
-		execute(PLAN_NEXT_ALARM, values, SPI_OK_SELECT);
-		if (SPI_processed > 0)
+		if (look(PLAN_NEXT_ALARM, values) && SPI_processed > 0)
 		{
 			TimestampTz at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 															  SPI_tuptable->tupdesc, 1,

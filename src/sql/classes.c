@@ -71,6 +71,7 @@ PG_FUNCTION_INFO_V1(durable_drop_class);
 #define LOCK_CLASS_OWNER	0x444F	/* "DO": the classes of one owner */
 
 static SPIPlanPtr upsert_plan = NULL;
+static SPIPlanPtr update_plan = NULL;
 static SPIPlanPtr has_data_plan = NULL;
 static SPIPlanPtr drop_plan = NULL;
 static SPIPlanPtr owner_plan = NULL;
@@ -397,8 +398,8 @@ durable_define_class(PG_FUNCTION_ARGS)
 	int32		version;
 	JsonbValue *v;
 	DurableSpiState spi;
-	Datum		values[5];
-	Oid			types[5] = {TEXTOID, TEXTOID, JSONBOID, OIDOID, INT4OID};
+	Datum		values[6];
+	Oid			types[6] = {TEXTOID, TEXTOID, JSONBOID, OIDOID, INT4OID, TIMESTAMPTZOID};
 
 	DurableCheckReady();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -443,27 +444,41 @@ durable_define_class(PG_FUNCTION_ARGS)
 	values[2] = JsonbPGetDatum(options);
 	values[3] = ObjectIdGetDatum(handler_owner);
 	values[4] = Int32GetDatum(version);
+	/* the clock as a value: Citus refuses volatile functions in writes of _classes */
+	values[5] = TimestampTzGetDatum(GetCurrentTimestamp());
 	DurableSpiBegin(&spi);
 	/*
 	 * a class keeps the version it was created with as its base (versions.c);
 	 * its history is complete from when it was turned on, and no further
 	 * back than the interval it had until now (older rows may be pruned)
 	 */
+	/*
+	 * An insert, else an update of the row (no ON CONFLICT DO UPDATE: Citus
+	 * refuses anything but immutable functions there, and _classes is its
+	 * reference table once durable.distribute() ran).  The name's lock is
+	 * held, so nothing comes between the two.
+	 */
 	DurableSpiExecute(DurableSpiPlan(&upsert_plan,
-									 "INSERT INTO durable._classes AS c (name, handler, options, owner, base_version, history_since) "
+									 "INSERT INTO durable._classes (name, handler, options, owner, base_version, history_since) "
 									 "VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5, "
-									 "        CASE WHEN $3 OPERATOR(pg_catalog.?) 'history' THEN pg_catalog.clock_timestamp() END) "
-									 "ON CONFLICT (name) DO UPDATE "
-									 "   SET handler = EXCLUDED.handler, options = EXCLUDED.options, "
-									 "       owner = EXCLUDED.owner, updated_at = pg_catalog.now(), "
-									 "       history_since = CASE "
-									 "         WHEN NOT EXCLUDED.options OPERATOR(pg_catalog.?) 'history' THEN NULL "
-									 "         WHEN c.options OPERATOR(pg_catalog.?) 'history' "
-									 "         THEN GREATEST(c.history_since, pg_catalog.clock_timestamp() "
-									 "              OPERATOR(pg_catalog.-) (c.options OPERATOR(pg_catalog.->>) 'history')::pg_catalog.interval) "
-									 "         ELSE EXCLUDED.history_since END",
-									 5, types),
+									 "        CASE WHEN $3 OPERATOR(pg_catalog.?) 'history' THEN $6 END) "
+									 "ON CONFLICT (name) DO NOTHING",
+									 6, types),
 					  values, NULL, false, SPI_OK_INSERT);
+	if (SPI_processed == 0)
+		DurableSpiExecute(DurableSpiPlan(&update_plan,
+										 "UPDATE durable._classes c "
+										 "   SET handler = $2, options = $3, owner = $4::pg_catalog.regrole, "
+										 "       updated_at = pg_catalog.now(), "
+										 "       history_since = CASE "
+										 "         WHEN NOT $3 OPERATOR(pg_catalog.?) 'history' THEN NULL "
+										 "         WHEN c.options OPERATOR(pg_catalog.?) 'history' "
+										 "         THEN GREATEST(c.history_since, $6 "
+										 "              OPERATOR(pg_catalog.-) (c.options OPERATOR(pg_catalog.->>) 'history')::pg_catalog.interval) "
+										 "         ELSE $6 END "
+										 " WHERE c.name OPERATOR(pg_catalog.=) $1",
+										 6, types),
+						  values, NULL, false, SPI_OK_UPDATE);
 	DurableSpiEnd(&spi);
 	DurableClassesInvalidate();
 	DurableClassesChangedAtCommit();
@@ -505,9 +520,9 @@ durable_drop_class(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(name);
 	DurableSpiBegin(&spi);
 	DurableSpiExecute(DurableSpiPlan(&has_data_plan,
-									 "SELECT EXISTS (SELECT FROM durable._storage "
+									 "SELECT EXISTS (SELECT 1 FROM durable._storage "
 									 "                WHERE class OPERATOR(pg_catalog.=) $1) "
-									 "    OR EXISTS (SELECT FROM durable._history "
+									 "    OR EXISTS (SELECT 1 FROM durable._history "
 									 "                WHERE class OPERATOR(pg_catalog.=) $1)",
 									 1, types),
 					  values, NULL, true, SPI_OK_SELECT);
