@@ -34,8 +34,8 @@ AS $$ SELECT pg_catalog.to_regprocedure(handler)::pg_catalog.oid $$;
 COMMENT ON FUNCTION durable._handler_oid(text) IS
     'Private: the function a class''s stored handler names (NULL if it is gone), looked up whatever schemas the caller may use';
 
--- durable.classes and durable.objects use it too: they are defined once, below (State
--- migrations), with their version columns.
+-- durable.classes and durable.objects use it too: they are defined once, below (durable.objects
+-- with State migrations, durable.classes with Point-in-time history).
 
 CREATE OR REPLACE VIEW durable.alarms WITH (security_barrier) AS
 SELECT a.class, a.id, a.name, a.at, a.scheduled_at, a.attempt, a.last_error
@@ -194,22 +194,8 @@ LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION durable.migrate_all(text) IS
     'Run $migrate now on every object of the class that is behind its version (class owner or superuser); returns how many it migrated';
 
-CREATE OR REPLACE VIEW durable.classes WITH (security_barrier) AS
-SELECT c.name,
-       p.oid::pg_catalog.regprocedure AS handler,
-       c.owner,
-       coalesce((c.options OPERATOR(pg_catalog.->>) 'websocket')::boolean, false) AS websocket,
-       coalesce((c.options OPERATOR(pg_catalog.->>) 'http')::boolean, false) AS http,
-       coalesce(c.options OPERATOR(pg_catalog.->>) 'durability', 'sync') AS durability,
-       c.options OPERATOR(pg_catalog.->) 'auto_response' AS auto_response,
-       c.options,
-       c.created_at,
-       c.updated_at,
-       coalesce((c.options OPERATOR(pg_catalog.->>) 'version')::integer, 1) AS version
-  FROM durable._classes c
-  LEFT JOIN pg_catalog.pg_proc p
-         ON p.oid OPERATOR(pg_catalog.=) durable._handler_oid(c.handler)
- WHERE durable._visible(c.owner);
+-- durable.classes gets its version column with the history column, below (Point-in-time
+-- history): it is defined once.
 
 -- version: the object's row; else the base version if it has storage; else (new) the class's
 CREATE OR REPLACE VIEW durable.objects WITH (security_barrier) AS

@@ -329,40 +329,25 @@ DurableHistoryVersion(const char *class_name, const char *id, bool has_version,
  *		its own transaction; must be called outside one.  An error (a lock
  *		someone holds) is logged and the next step tries again.
  */
+static void
+prune(void *arg)
+{
+	Datum		values[1] = {ObjectIdGetDatum(durable_host_owner)};
+
+	/* an outdated or dropped extension (no history table to prune) is not present */
+	if (DurableExtensionPresent())
+		*(uint64 *) arg = run(PLAN_PRUNE, values, NULL, SPI_OK_DELETE);
+}
+
 void
 DurableHistoryPrune(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		pruned = 0;
 
 	if (durable_host_home < 0 || now < next_prune)
 		return;
-	PG_TRY();
-	{
-		DurableHostTransactionStart("durable history prune");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		/* a database still at 0.1 has no history */
-		if (DurableExtensionPresent() &&
-			OidIsValid(get_relname_relid("_history", get_namespace_oid(DURABLE_SCHEMA, true))))
-		{
-			Datum		values[1] = {ObjectIdGetDatum(durable_host_owner)};
-
-			pruned = run(PLAN_PRUNE, values, NULL, SPI_OK_DELETE);
-		}
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
+	DurableRunAlone("durable history prune", prune, &pruned);
 	next_prune = now + (TimestampTz) (pruned >= PRUNE_ROWS ? PRUNE_AGAIN_MS : PRUNE_INTERVAL_MS) * 1000;
 	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
 }
