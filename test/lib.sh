@@ -11,6 +11,9 @@
 #   ok NAME / not_ok NAME [why]             TAP-style result lines the runner counts
 #   check NAME CMD...                       ok if CMD succeeds
 #   wait_for "SQL returning t" [seconds]    poll until true
+#   as ROLE "SQL"                           psql with SET ROLE ROLE first: output and errors (verbose)
+#   sqlstate "OUTPUT"                       the SQLSTATE of OUTPUT's first "ERROR:  XXXXX:" line, or none
+#   is NAME GOT WANT                        ok if GOT equals WANT, else not ok saying both
 #   wait_gateway [seconds]                  poll until the gateway answers /healthz with 200
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -81,6 +84,12 @@ sql() {
 sql_try() {
     psql -X -q -At -v ON_ERROR_STOP=1 -c "$1" "${@:2}" 2>&1
 }
+
+as() {
+    psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "SET ROLE $1" -c "$2" 2>&1
+}
+sqlstate() { echo "$1" | sed -n 's/^\(psql:[^ ]* \)\{0,1\}ERROR: *\([0-9A-Z]\{5\}\):.*/\2/p' | head -1 | grep . || echo none; }
+is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi; }
 
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1${2:+ ($2)}"; }

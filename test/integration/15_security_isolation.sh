@@ -17,12 +17,6 @@ trap 'rm -rf "$tmp"' EXIT
 su=$(sql "SELECT current_user")
 
 # as ROLE SQL: run SQL after SET ROLE; prints the result, or the error (with its SQLSTATE)
-as() {
-    psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "SET ROLE $1" -c "$2" 2>&1
-}
-# sqlstate OUTPUT: the SQLSTATE of the first "ERROR:  XXXXX: ..." line of OUTPUT, or "none"
-sqlstate() { echo "$1" | sed -n 's/^\(psql:[^ ]* \)\{0,1\}ERROR: *\([0-9A-Z]\{5\}\):.*/\2/p' | head -1 | grep . || echo none; }
-is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi; }
 
 sql "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_durable_objects"
 

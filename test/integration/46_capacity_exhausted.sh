@@ -16,7 +16,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
-sqlstate() { echo "$1" | sed -n 's/^\(psql:[^ ]* \)\{0,1\}ERROR: *\([0-9A-Z]\{5\}\):.*/\2/p' | head -1 | grep . || echo none; }
 
 TIMEOUT_MS=3000    # durable.call_timeout
 SLOW=2.4           # seconds each slow call sleeps: below the call_timeout, and two of them in a

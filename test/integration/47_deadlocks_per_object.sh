@@ -29,8 +29,6 @@ trap 'reset_timeout; rm -rf "$tmp"' EXIT
 run=$(date +%s%N | tail -c 8)    # fresh objects on every run
 
 ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
-as() { psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "SET ROLE $1" -c "$2" 2>&1; }
-sqlstate() { echo "$1" | sed -n 's/^\(psql:[^ ]* \)\{0,1\}ERROR: *\([0-9A-Z]\{5\}\):.*/\2/p' | head -1 | grep . || echo none; }
 
 OBJECTS=24
 CLIENTS=8
