@@ -53,7 +53,7 @@ if [ "${1:-}" != "--inside" ]; then
         # A machine that cannot build it still runs everything else: the Citus tests then
         # report themselves skipped, with this reason.
         citus_reason=
-        if [ -z "${TESTS:-}" ] || [[ 70_citus =~ $TESTS ]]; then
+        if [ -z "${TESTS:-}" ] || [[ 70_citus =~ $TESTS || 71_citus =~ $TESTS || 72_citus =~ $TESTS || 73_citus =~ $TESTS ]]; then
             citus_start=$(date +%s)
             if citus_err=$(test/citus/build.sh 2>&1 >/dev/null); then
                 [ -n "$citus_err" ] && echo "$citus_err ($(( $(date +%s) - citus_start ))s)"
